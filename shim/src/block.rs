@@ -1,0 +1,141 @@
+//! The 16-byte header the shim puts in front of every block it hands out:
+//!
+//! ```text
+//! [ size: u64 ][ tag: u64 ][ user data ... ]
+//!                           ^ pointer returned to the program
+//! ```
+//!
+//! `tag` mixes the user pointer with a per-process secret (upper 48 bits) and keeps the block's
+//! state in its low 16 bits: live or freed, allocator family, whether the block is recorded, and
+//! the distance back to glibc's pointer for over-aligned blocks. A pointer whose tag does not
+//! match is no block of ours (a stack, global or interior pointer, or a block long since given
+//! back to glibc, whose free-list links overwrote the header): it never reaches glibc.
+
+use crate::real;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub const HEADER: usize = 16;
+
+const STATE_LIVE: u64 = 1;
+const STATE_FREED: u64 = 2;
+const STATE_MASK: u64 = 3;
+const FAMILY_SHIFT: u64 = 2;
+const UNTRACKED: u64 = 1 << 4;
+const SHIFT_SHIFT: u64 = 8;
+
+static SECRET: AtomicU64 = AtomicU64::new(0);
+
+pub fn init_secret(seed: u64) {
+    SECRET.store(seed | 1, Ordering::Relaxed);
+}
+
+#[inline(always)]
+fn check(p: usize) -> u64 {
+    ((p as u64) ^ SECRET.load(Ordering::Relaxed)).wrapping_mul(0x9e37_79b9_7f4a_7c15) & !0xffff
+}
+
+/// A block as seen through its header.
+#[derive(Clone, Copy)]
+pub struct Block {
+    pub user: usize,
+    pub size: usize,
+    tag: u64,
+}
+
+impl Block {
+    pub fn is_freed(&self) -> bool {
+        self.tag & STATE_MASK == STATE_FREED
+    }
+    pub fn tracked(&self) -> bool {
+        self.tag & UNTRACKED == 0
+    }
+    /// glibc's pointer for this block.
+    pub fn base(&self) -> *mut c_void {
+        (self.user - (1usize << ((self.tag >> SHIFT_SHIFT) & 63))) as *mut c_void
+    }
+    /// Bytes the block occupies in glibc, for the quarantine budget.
+    pub fn footprint(&self) -> usize {
+        self.size + (1usize << ((self.tag >> SHIFT_SHIFT) & 63))
+    }
+    /// Marks the block freed (it stays recognisable while it is held back).
+    pub fn mark_freed(&self) {
+        let t = (self.tag & !STATE_MASK) | STATE_FREED;
+        // SAFETY: the header of a validated block is ours to write.
+        unsafe { *((self.user - 8) as *mut u64) = t };
+    }
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two) behind a header.
+#[inline]
+pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) -> *mut c_void {
+    let (offset, shift) = if align <= HEADER { (HEADER, 4) } else { (align, align.trailing_zeros() as u64) };
+    let Some(total) = size.checked_add(offset) else { return core::ptr::null_mut() };
+    // SAFETY: plain calls into glibc's allocator.
+    let base = unsafe {
+        if offset == HEADER {
+            if zero {
+                real::__libc_calloc(1, total)
+            } else {
+                real::__libc_malloc(total)
+            }
+        } else {
+            let b = real::__libc_memalign(align, total);
+            if zero && !b.is_null() {
+                core::ptr::write_bytes(b as *mut u8, 0, total);
+            }
+            b
+        }
+    };
+    if base.is_null() {
+        return base;
+    }
+    let user = base as usize + offset;
+    let mut low = STATE_LIVE | ((family as u64) << FAMILY_SHIFT) | (shift << SHIFT_SHIFT);
+    if !tracked {
+        low |= UNTRACKED;
+    }
+    // SAFETY: the header lies inside the glibc block, just before the user pointer.
+    unsafe {
+        *((user - 16) as *mut u64) = size as u64;
+        *((user - 8) as *mut u64) = check(user) | low;
+    }
+    user as *mut c_void
+}
+
+/// Reads the header in front of `p`, if `p` is a block of ours (live or held back freed).
+#[inline]
+pub fn lookup(p: *mut c_void) -> Option<Block> {
+    let user = p as usize;
+    if user & 15 != 0 || user < 4096 {
+        return None;
+    }
+    if user & 0xfff < HEADER && !readable(user - HEADER) {
+        return None;
+    }
+    // SAFETY: the header is in the same page as `p` or was probed readable just above; a
+    // pointer the program passes to free points into mapped memory unless the program is
+    // already broken beyond what glibc survives.
+    let (size, tag) = unsafe { (*((user - 16) as *const u64), *((user - 8) as *const u64)) };
+    if tag & !0xffff != check(user) {
+        return None;
+    }
+    let state = tag & STATE_MASK;
+    if state != STATE_LIVE && state != STATE_FREED {
+        return None;
+    }
+    Some(Block { user, size: size as usize, tag })
+}
+
+/// Whether 16 bytes at `addr` can be read, without faulting (slow: a system call).
+#[cold]
+fn readable(addr: usize) -> bool {
+    let mut buf = [0u8; 16];
+    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: 16 };
+    let remote = libc::iovec { iov_base: addr as *mut c_void, iov_len: 16 };
+    // SAFETY: process_vm_readv on our own pid copies into buf or fails with EFAULT.
+    let n = unsafe {
+        libc::syscall(libc::SYS_process_vm_readv, crate::sys::getpid() as i64, &local as *const _, 1, &remote as *const _, 1, 0)
+    };
+    n == 16
+}

@@ -1,0 +1,275 @@
+//! What the exported hooks call: allocate behind a header, validate and release, and record.
+
+use crate::block::{self, Block};
+use crate::channel::{as_bytes, Lost};
+use crate::init::{self, ACTIVE, PASSTHROUGH};
+use crate::{backtrace, real, stacks, tls};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+use memcheck_wire::{self as wire, Family, Func, Kind};
+
+/// Per-process order key of records (see `memcheck_wire::Alloc::seq`).
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+fn family_code(f: Family) -> u32 {
+    match f {
+        Family::Malloc => 0,
+        Family::New => 1,
+        Family::NewArray => 2,
+    }
+}
+
+/// Captures the current stack, interns it and sends it if new; returns its id (0: none).
+#[inline]
+fn stack_id(st: &mut tls::ThreadState) -> Result<u32, Lost> {
+    let n = backtrace::capture(st, init::depth());
+    let (id, new) = stacks::intern(&st.frames[..n]);
+    if new {
+        let def = wire::StackDef { id, nframes: n as u32 };
+        // SAFETY: StackDef is plain old data; frames are u64s.
+        let (d, f) = unsafe {
+            (as_bytes(&def), core::slice::from_raw_parts(st.frames.as_ptr() as *const u8, n * 8))
+        };
+        if let Some(w) = st.writer.as_mut() {
+            w.write(Kind::Stack, &[d, f])?;
+        }
+    }
+    Ok(id)
+}
+
+fn lost(_: Lost) {
+    init::orphan();
+}
+
+/// Sends an allocation record.
+#[inline]
+fn record_alloc(st: &mut tls::ThreadState, p: *mut c_void, size: usize, func: Func, stack: u32) -> Result<(), Lost> {
+    let rec = wire::Alloc { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr: p as u64, size: size as u64, stack, func: func as u32 };
+    // SAFETY: Alloc is plain old data.
+    let b = unsafe { as_bytes(&rec) };
+    match st.writer.as_mut() {
+        Some(w) => w.write(Kind::Alloc, &[b]),
+        None => Ok(()),
+    }
+}
+
+fn record_free(st: &mut tls::ThreadState, kind: Kind, addr: u64, func: Func, stack: u32, flags: u32) -> Result<(), Lost> {
+    let rec = wire::Free { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr, stack, func: func as u32, flags, _pad: 0 };
+    // SAFETY: Free is plain old data.
+    let b = unsafe { as_bytes(&rec) };
+    match st.writer.as_mut() {
+        Some(w) => w.write(kind, &[b]),
+        None => Ok(()),
+    }
+}
+
+/// Allocates for `func`; null on failure (errno set by glibc).
+#[inline]
+pub fn alloc(size: usize, align: usize, zero: bool, func: Func) -> *mut c_void {
+    let mode = init::mode();
+    if mode == PASSTHROUGH {
+        return raw_alloc(size, align, zero);
+    }
+    let (_g, outer) = tls::Guard::enter();
+    let record = outer && mode == ACTIVE;
+    let p = block::alloc(size, align, zero, family_code(func.family()), record);
+    if p.is_null() || !record {
+        return p;
+    }
+    if let Some(st) = init::thread_state() {
+        let r = stack_id(st).and_then(|id| record_alloc(st, p, size, func, id));
+        if let Err(e) = r {
+            lost(e);
+        }
+    }
+    p
+}
+
+/// glibc's allocator, for processes that are not traced.
+fn raw_alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
+    // SAFETY: plain calls into glibc's allocator.
+    unsafe {
+        if align <= 16 {
+            if zero {
+                real::__libc_calloc(1, size)
+            } else {
+                real::__libc_malloc(size)
+            }
+        } else {
+            let p = real::__libc_memalign(align, size);
+            if zero && !p.is_null() {
+                core::ptr::write_bytes(p as *mut u8, 0, size);
+            }
+            p
+        }
+    }
+}
+
+/// Gives a validated block back: held in the quarantine, or to glibc.
+fn release(b: Block) {
+    b.mark_freed();
+    let s = tls::slot();
+    // SAFETY: the slot belongs to this thread.
+    let (st, exiting) = unsafe { ((*s).thread, (*s).flags & tls::EXITING != 0) };
+    let vol = init::freelist_vol();
+    if st.is_null() || exiting || vol == 0 {
+        // SAFETY: b.base() is the glibc pointer of a block released exactly once.
+        unsafe { real::__libc_free(b.base()) };
+    } else {
+        // SAFETY: st is this thread's state.
+        unsafe { (*st).quarantine.push(b.base(), b.footprint(), vol) };
+    }
+}
+
+/// Records a bad deallocation of `p` by `func`.
+fn bad_free(p: *mut c_void, func: Func, flags: u32, record: bool) {
+    if !record {
+        return;
+    }
+    if let Some(st) = init::thread_state() {
+        let r = stack_id(st).and_then(|id| record_free(st, Kind::BadFree, p as u64, func, id, flags));
+        if let Err(e) = r {
+            lost(e);
+        }
+    }
+}
+
+/// Deallocates `p` for `func` (free, or one of the delete operators).
+#[inline]
+pub fn dealloc(p: *mut c_void, func: Func) {
+    if p.is_null() {
+        return;
+    }
+    let mode = init::mode();
+    if mode == PASSTHROUGH {
+        // SAFETY: in pass-through mode every block is glibc's own.
+        unsafe { real::__libc_free(p) };
+        return;
+    }
+    let (_g, outer) = tls::Guard::enter();
+    let record = outer && mode == ACTIVE;
+    match block::lookup(p) {
+        Some(b) if !b.is_freed() => {
+            if b.tracked() && mode == ACTIVE {
+                if let Some(st) = init::thread_state() {
+                    let id = if outer { stack_id(st) } else { Ok(0) };
+                    if let Err(e) = id.and_then(|id| record_free(st, Kind::Free, p as u64, func, id, 0)) {
+                        lost(e);
+                    }
+                }
+            }
+            release(b);
+        }
+        Some(_) => bad_free(p, func, wire::BAD_DOUBLE, record),
+        None => bad_free(p, func, wire::BAD_UNKNOWN, record),
+    }
+}
+
+/// realloc / reallocarray: always moves the block, as Valgrind does, so that a stale pointer to
+/// the old block is caught.
+pub fn realloc(p: *mut c_void, size: usize, func: Func) -> *mut c_void {
+    if p.is_null() {
+        return alloc(size, 16, false, func);
+    }
+    let mode = init::mode();
+    if mode == PASSTHROUGH {
+        // SAFETY: in pass-through mode every block is glibc's own.
+        return unsafe { libc_realloc(p, size) };
+    }
+    let (g, outer) = tls::Guard::enter();
+    let record = outer && mode == ACTIVE;
+    let old = match block::lookup(p) {
+        Some(b) if !b.is_freed() => b,
+        Some(_) => {
+            bad_free(p, func, wire::BAD_DOUBLE, record);
+            return core::ptr::null_mut();
+        }
+        None => {
+            bad_free(p, func, wire::BAD_UNKNOWN, record);
+            return core::ptr::null_mut();
+        }
+    };
+    let tracked = old.tracked() && mode == ACTIVE;
+    if size == 0 {
+        drop(g);
+        dealloc(p, func);
+        return core::ptr::null_mut();
+    }
+    let new = block::alloc(size, 16, false, family_code(Family::Malloc), record);
+    if new.is_null() {
+        return new;
+    }
+    // SAFETY: both blocks are live and at least min(old, new) bytes long.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, new as *mut u8, old.size.min(size)) };
+    if tracked || record {
+        if let Some(st) = init::thread_state() {
+            let id = if outer { stack_id(st) } else { Ok(0) };
+            let r = id.and_then(|id| {
+                if tracked {
+                    record_free(st, Kind::Free, p as u64, func, id, 0)?;
+                }
+                if record {
+                    record_alloc(st, new, size, func, id)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
+                lost(e);
+            }
+        }
+    }
+    release(old);
+    new
+}
+
+extern "C" {
+    #[link_name = "__libc_realloc"]
+    fn libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
+}
+
+/// malloc_usable_size: the size the program asked for, as Valgrind reports it.
+pub fn usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    if init::mode() == PASSTHROUGH {
+        // SAFETY: glibc's malloc_usable_size (no __libc_ alias exists), on glibc's own block.
+        return unsafe {
+            let f = crate::real::dlsym(crate::real::RTLD_NEXT, b"malloc_usable_size\0".as_ptr());
+            if f.is_null() {
+                return 0;
+            }
+            core::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void) -> usize>(f)(p)
+        };
+    }
+    match block::lookup(p) {
+        Some(b) if !b.is_freed() => b.size,
+        _ => 0,
+    }
+}
+
+/// Before a `dlclose`: make sure the tracer has read every stack so far, while the library is
+/// still mapped, then rebuild the unwinder's module list afterwards.
+pub fn before_dlclose() {
+    if init::mode() != ACTIVE {
+        return;
+    }
+    let (_g, outer) = tls::Guard::enter();
+    if !outer {
+        return;
+    }
+    if let Some(st) = init::thread_state() {
+        if let Some(w) = st.writer.as_mut() {
+            if let Err(e) = w.write(Kind::DlClose, &[]).and_then(|_| w.sync()) {
+                lost(e);
+            }
+        }
+    }
+}
+
+pub fn after_dlclose() {
+    if init::mode() == ACTIVE && backtrace::ready() {
+        let _g = tls::Guard::enter();
+        backtrace::rebuild();
+    }
+}

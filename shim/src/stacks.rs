@@ -1,0 +1,63 @@
+//! Stack interning: each distinct stack is sent to the tracer once; records carry its id.
+//!
+//! A lock-free, insert-only open-addressing table of 64-bit stack hashes shared by the threads
+//! of a process; a stack's id is its slot index plus one. The thread that inserts a hash sends
+//! the stack's frames. When the table is full, stacks get fresh ids and are sent every time.
+
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const SLOTS: usize = 1 << 20;
+const MAX_PROBES: usize = 128;
+
+static TABLE: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
+static OVERFLOW: AtomicU32 = AtomicU32::new(SLOTS as u32 + 1);
+
+/// Maps the table (private anonymous memory, so a fork child gets its own copy).
+pub fn init() {
+    let p = crate::sys::mmap(
+        SLOTS * 8,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+        -1,
+    );
+    TABLE.store(p as *mut AtomicU64, Ordering::Release);
+}
+
+#[inline]
+fn hash(frames: &[u64]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64;
+    for &f in frames {
+        h = (h.rotate_left(5) ^ f).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (h ^ (h >> 32)) | 1
+}
+
+/// Returns the stack's id and whether the caller must send its frames.
+#[inline]
+pub fn intern(frames: &[u64]) -> (u32, bool) {
+    let t = TABLE.load(Ordering::Acquire);
+    if t.is_null() {
+        return (OVERFLOW.fetch_add(1, Ordering::Relaxed), true);
+    }
+    let h = hash(frames);
+    let mut i = (h as usize >> 1) & (SLOTS - 1);
+    for _ in 0..MAX_PROBES {
+        // SAFETY: i < SLOTS and the table has SLOTS entries.
+        let slot = unsafe { &*t.add(i) };
+        let v = slot.load(Ordering::Relaxed);
+        if v == h {
+            return (i as u32 + 1, false);
+        }
+        if v == 0 {
+            match slot.compare_exchange(0, h, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return (i as u32 + 1, true),
+                Err(cur) if cur == h => return (i as u32 + 1, false),
+                Err(_) => {}
+            }
+        }
+        i = (i + 1) & (SLOTS - 1);
+    }
+    (OVERFLOW.fetch_add(1, Ordering::Relaxed), true)
+}
