@@ -23,6 +23,7 @@ pub const EXITING: u32 = 1;
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
     ".p2align 4",
+    ".globl memcheck_shim_tls",
     ".hidden memcheck_shim_tls",
     ".type memcheck_shim_tls, @object",
     ".size memcheck_shim_tls, 16",
