@@ -1,0 +1,306 @@
+//! One process's heap as rebuilt from the shim's records: live blocks, a bounded history of
+//! freed blocks (to explain double frees), totals, and the deallocation errors.
+//!
+//! Records of different threads arrive through different rings, so for one address an
+//! allocation by one thread and the free by another may arrive in either order. Each record
+//! carries a per-process order key (`seq`), and a free is matched with the block at that
+//! address whose allocation has the greatest key below the free's.
+
+use memcheck_wire::{Family, Func};
+use std::collections::{HashMap, VecDeque};
+
+/// A block still allocated.
+#[derive(Clone, Debug)]
+pub struct LiveBlock {
+    pub addr: u64,
+    pub size: u64,
+    pub stack: u32,
+    pub func: Func,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug)]
+struct FreedBlock {
+    block: LiveBlock,
+    free_stack: u32,
+}
+
+/// What a bad address was, as far as the heap knows.
+#[derive(Clone, Debug)]
+pub enum AddrDescription {
+    /// Inside (or at the start of) a live block.
+    Live(BlockInfo),
+    /// Inside a block freed earlier.
+    Freed { block: BlockInfo, free_stack: u32 },
+    /// On a thread's stack (threads numbered from 1, as Valgrind does).
+    Stack { thread: u32 },
+    /// In a mapped file (a global of the program or a library).
+    InModule { path: std::path::PathBuf, file_offset: u64 },
+    /// Not stack'd, malloc'd or (recently) free'd.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlockInfo {
+    pub addr: u64,
+    pub size: u64,
+    pub offset: u64,
+    pub alloc_stack: u32,
+    pub func: Func,
+}
+
+/// Valgrind's error kinds for deallocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// `InvalidFree`: double free, free of a non-heap or interior pointer, realloc of one.
+    InvalidFree,
+    /// `MismatchedFree`: deallocated by another family than it was allocated with.
+    MismatchedFree,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeapError {
+    pub kind: ErrorKind,
+    /// The deallocation function called.
+    pub func: Func,
+    pub stack: u32,
+    pub addr: u64,
+    pub what: AddrDescription,
+    /// Occurrences from the same stack.
+    pub count: u64,
+    pub tid: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapTotals {
+    pub allocs: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+    pub in_use_bytes: u64,
+    pub in_use_blocks: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Heap {
+    live: HashMap<u64, LiveBlock>,
+    /// Older blocks at an address whose free has not arrived yet (rare: cross-thread reuse).
+    shadowed: HashMap<u64, Vec<LiveBlock>>,
+    /// Frees whose allocation has not arrived yet (rare), by address: their order keys.
+    pending: HashMap<u64, Vec<(u64, Func, u32)>>,
+    freed: VecDeque<FreedBlock>,
+    freed_bytes: u64,
+    freelist_vol: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+    errors: Vec<HeapError>,
+    error_index: HashMap<(ErrorKind, u32), usize>,
+}
+
+impl Heap {
+    pub fn new(freelist_vol: u64) -> Heap {
+        Heap { freelist_vol, ..Default::default() }
+    }
+
+    /// The heap a fork child starts with: its parent's live blocks, nothing else.
+    pub fn fork_child(&self) -> Heap {
+        Heap { live: self.live.clone(), shadowed: self.shadowed.clone(), freelist_vol: self.freelist_vol, ..Default::default() }
+    }
+
+    pub fn alloc(&mut self, b: LiveBlock) {
+        self.allocs += 1;
+        self.bytes_allocated += b.size;
+        if let Some(list) = self.pending.get_mut(&b.addr) {
+            // A free of this block by another thread arrived first.
+            if let Some(i) = list.iter().enumerate().filter(|(_, p)| p.0 > b.seq).min_by_key(|(_, p)| p.0).map(|(i, _)| i) {
+                let (_, func, stack) = list.swap_remove(i);
+                if list.is_empty() {
+                    self.pending.remove(&b.addr);
+                }
+                self.retire(b, func, stack, 0);
+                return;
+            }
+        }
+        match self.live.remove(&b.addr) {
+            None => {
+                self.live.insert(b.addr, b);
+            }
+            Some(old) => {
+                let (older, newer) = if old.seq < b.seq { (old, b) } else { (b, old) };
+                self.shadowed.entry(older.addr).or_default().push(older);
+                self.live.insert(newer.addr, newer);
+            }
+        }
+    }
+
+    /// A valid deallocation (the shim checked the block header).
+    pub fn free(&mut self, addr: u64, seq: u64, func: Func, stack: u32, tid: u32) {
+        self.frees += 1;
+        let in_live = self.live.get(&addr).is_some_and(|b| b.seq < seq);
+        let shadow_best = self.shadowed.get(&addr).and_then(|v| {
+            v.iter().enumerate().filter(|(_, b)| b.seq < seq).max_by_key(|(_, b)| b.seq).map(|(i, b)| (i, b.seq))
+        });
+        let live_seq = self.live.get(&addr).map(|b| b.seq).unwrap_or(0);
+        let block = match (in_live, shadow_best) {
+            (true, Some((_, s))) if s < live_seq => self.take_live(addr),
+            (true, None) => self.take_live(addr),
+            (_, Some((i, _))) => {
+                let v = self.shadowed.get_mut(&addr).expect("shadowed entry");
+                let b = v.swap_remove(i);
+                if v.is_empty() {
+                    self.shadowed.remove(&addr);
+                }
+                b
+            }
+            (false, None) => {
+                self.pending.entry(addr).or_default().push((seq, func, stack));
+                return;
+            }
+        };
+        self.retire(block, func, stack, tid);
+    }
+
+    fn take_live(&mut self, addr: u64) -> LiveBlock {
+        let b = self.live.remove(&addr).expect("live block");
+        if let Some(v) = self.shadowed.get_mut(&addr) {
+            if let Some(i) = v.iter().enumerate().max_by_key(|(_, b)| b.seq).map(|(i, _)| i) {
+                let promoted = v.swap_remove(i);
+                self.live.insert(addr, promoted);
+            }
+            if v.is_empty() {
+                self.shadowed.remove(&addr);
+            }
+        }
+        b
+    }
+
+    /// Moves a freed block to the history, reporting a family mismatch.
+    fn retire(&mut self, block: LiveBlock, func: Func, stack: u32, tid: u32) {
+        let family = match func {
+            Func::Realloc | Func::Reallocarray => Family::Malloc,
+            f => f.family(),
+        };
+        if block.func.family() != family {
+            let what = AddrDescription::Live(info(&block, block.addr));
+            self.error(ErrorKind::MismatchedFree, func, stack, block.addr, what, tid);
+        }
+        self.freed_bytes += block.size;
+        self.freed.push_back(FreedBlock { block, free_stack: stack });
+        while self.freed_bytes > self.freelist_vol && self.freed.len() > 1 {
+            let old = self.freed.pop_front().expect("non-empty");
+            self.freed_bytes -= old.block.size;
+        }
+    }
+
+    /// A deallocation of an address that is no live block.
+    pub fn bad_free(&mut self, addr: u64, func: Func, stack: u32, tid: u32) {
+        if let Some(&i) = self.error_index.get(&(ErrorKind::InvalidFree, stack)) {
+            self.errors[i].count += 1;
+            return;
+        }
+        let what = self.describe(addr);
+        self.error(ErrorKind::InvalidFree, func, stack, addr, what, tid);
+    }
+
+    /// What the heap knows of `addr`: a live block containing it, else the most recently freed
+    /// block containing it.
+    pub fn describe(&self, addr: u64) -> AddrDescription {
+        let inside = |b: &LiveBlock| addr >= b.addr && (addr < b.addr + b.size || addr == b.addr);
+        if let Some(b) = self.live.values().chain(self.shadowed.values().flatten()).find(|b| inside(b)) {
+            return AddrDescription::Live(info(b, addr));
+        }
+        if let Some(f) = self.freed.iter().rev().find(|f| inside(&f.block)) {
+            return AddrDescription::Freed { block: info(&f.block, addr), free_stack: f.free_stack };
+        }
+        AddrDescription::Unknown
+    }
+
+    fn error(&mut self, kind: ErrorKind, func: Func, stack: u32, addr: u64, what: AddrDescription, tid: u32) {
+        if let Some(&i) = self.error_index.get(&(kind, stack)) {
+            self.errors[i].count += 1;
+            return;
+        }
+        self.error_index.insert((kind, stack), self.errors.len());
+        self.errors.push(HeapError { kind, func, stack, addr, what, count: 1, tid });
+    }
+
+    pub fn errors(&self) -> &[HeapError] {
+        &self.errors
+    }
+
+    pub fn errors_mut(&mut self) -> &mut [HeapError] {
+        &mut self.errors
+    }
+
+    /// The blocks allocated now.
+    pub fn live_blocks(&self) -> Vec<LiveBlock> {
+        let mut v: Vec<LiveBlock> = self.live.values().chain(self.shadowed.values().flatten()).cloned().collect();
+        v.sort_by_key(|b| b.seq);
+        v
+    }
+
+    pub fn totals(&self) -> HeapTotals {
+        let live = self.live_blocks();
+        HeapTotals {
+            allocs: self.allocs,
+            frees: self.frees,
+            bytes_allocated: self.bytes_allocated,
+            in_use_bytes: live.iter().map(|b| b.size).sum(),
+            in_use_blocks: live.len() as u64,
+        }
+    }
+}
+
+fn info(b: &LiveBlock, addr: u64) -> BlockInfo {
+    BlockInfo { addr: b.addr, size: b.size, offset: addr - b.addr, alloc_stack: b.stack, func: b.func }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blk(addr: u64, seq: u64, func: Func) -> LiveBlock {
+        LiveBlock { addr, size: 10, stack: 1, func, seq }
+    }
+
+    #[test]
+    fn free_before_alloc_from_another_thread_matches_by_seq() {
+        let mut h = Heap::new(1 << 20);
+        // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
+        h.free(0x1000, 5, Func::Free, 2, 2);
+        h.alloc(blk(0x1000, 3, Func::Malloc));
+        // And the address is reused (seq 7) by A.
+        h.alloc(blk(0x1000, 7, Func::Malloc));
+        assert_eq!(h.live_blocks().len(), 1);
+        assert_eq!(h.live_blocks()[0].seq, 7);
+        assert!(h.errors().is_empty());
+    }
+
+    #[test]
+    fn reuse_read_before_free_keeps_the_newer_block() {
+        let mut h = Heap::new(1 << 20);
+        h.alloc(blk(0x1000, 1, Func::Malloc));
+        h.alloc(blk(0x1000, 4, Func::Malloc)); // reuse read before the free (seq 2)
+        h.free(0x1000, 2, Func::Free, 2, 2);
+        let live = h.live_blocks();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].seq, 4);
+    }
+
+    #[test]
+    fn mismatch_and_double_free_are_reported_once_per_stack() {
+        let mut h = Heap::new(1 << 20);
+        h.alloc(blk(0x1000, 1, Func::NewArray));
+        h.free(0x1000, 2, Func::Delete, 9, 1);
+        assert_eq!(h.errors().len(), 1);
+        assert_eq!(h.errors()[0].kind, ErrorKind::MismatchedFree);
+        h.bad_free(0x1000, Func::Free, 8, 1);
+        h.bad_free(0x1000, Func::Free, 8, 1);
+        assert_eq!(h.errors().len(), 2);
+        assert_eq!(h.errors()[1].count, 2);
+        assert!(matches!(h.errors()[1].what, AddrDescription::Freed { .. }));
+        assert_eq!(h.totals().in_use_blocks, 0);
+        assert_eq!(h.totals().allocs, 1);
+        assert_eq!(h.totals().frees, 1);
+    }
+}

@@ -1,0 +1,392 @@
+//! The event loop: every ptrace stop decoded once (`nix`'s `WaitStatus`) and handled here,
+//! interleaved with draining the shared-memory rings, so one thread owns all tracer state.
+//!
+//! New threads and forked children start stopped; a new child is resumed only once its
+//! parent's fork event was handled, so that its heap (a copy of the parent's) exists before
+//! its first record.
+
+use crate::heap::{AddrDescription, Heap, LiveBlock};
+use crate::maps::{self, ModuleMap};
+use crate::shm::{Record, Shm};
+use crate::{ExitStatus, Options, ProcessReport, RunResult, TraceError};
+use memcheck_wire::Func;
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SYS_EXIT_GROUP: u64 = 231;
+
+/// One traced process image.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    heap: Heap,
+    stacks: HashMap<u32, Vec<u64>>,
+    modules: ModuleMap,
+    threads: HashSet<u32>,
+    exe: PathBuf,
+    cmdline: Vec<String>,
+    /// The exit report was taken (at PTRACE_EVENT_EXIT).
+    report: Option<ProcessReport>,
+    /// The first exec of the root process has happened.
+    started: bool,
+}
+
+impl Proc {
+    fn new(pid: u32, ppid: u32, heap: Heap) -> Proc {
+        Proc {
+            pid,
+            ppid,
+            heap,
+            stacks: HashMap::new(),
+            modules: ModuleMap::default(),
+            threads: HashSet::from([pid]),
+            exe: PathBuf::new(),
+            cmdline: Vec::new(),
+            report: None,
+            started: false,
+        }
+    }
+
+    fn read_identity(&mut self) {
+        self.exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).unwrap_or_default();
+        self.cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|b| b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+            .unwrap_or_default();
+    }
+
+    fn apply(&mut self, tid: u32, rec: Record<'_>) {
+        match rec {
+            Record::ThreadStart(_) => {}
+            Record::Stack { id, frames } => {
+                let frames: Vec<u64> = frames.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect();
+                if frames.iter().any(|&f| !self.modules.knows(f)) {
+                    self.modules.refresh(self.pid);
+                }
+                self.stacks.insert(id, frames);
+            }
+            Record::Alloc(a) => {
+                let func = Func::from_u32(a.func).unwrap_or(Func::Malloc);
+                self.heap.alloc(LiveBlock { addr: a.addr, size: a.size, stack: a.stack, func, seq: a.seq });
+            }
+            Record::Free(f) => {
+                let func = Func::from_u32(f.func).unwrap_or(Func::Free);
+                self.heap.free(f.addr, f.seq, func, f.stack, tid);
+            }
+            Record::BadFree(f) => {
+                let func = Func::from_u32(f.func).unwrap_or(Func::Free);
+                let before = self.heap.errors().len();
+                self.heap.bad_free(f.addr, func, f.stack, tid);
+                if self.heap.errors().len() > before {
+                    let e = self.heap.errors_mut().last_mut().expect("just added");
+                    if matches!(e.what, AddrDescription::Unknown) {
+                        e.what = describe_mapping(self.pid, f.addr);
+                    }
+                }
+            }
+            Record::DlClose => self.modules.refresh(self.pid),
+        }
+    }
+
+    fn report(&mut self, exit: Option<ExitStatus>) -> ProcessReport {
+        ProcessReport {
+            pid: self.pid,
+            ppid: self.ppid,
+            exe: self.exe.clone(),
+            cmdline: self.cmdline.clone(),
+            exit,
+            errors: self.heap.errors().to_vec(),
+            live: self.heap.live_blocks(),
+            totals: self.heap.totals(),
+            stacks: self.stacks.clone(),
+            modules: self.modules.modules.clone(),
+            dropped: 0,
+        }
+    }
+}
+
+/// Says where an address that is no heap block lies: a thread's stack or a module's data.
+fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
+    for m in maps::read(pid) {
+        if m.start <= addr && addr < m.end {
+            if m.path == "[stack]" {
+                return AddrDescription::Stack { thread: 1 };
+            }
+            if m.path.starts_with('/') {
+                return AddrDescription::InModule { path: m.path.into(), file_offset: addr - m.start + m.offset };
+            }
+        }
+    }
+    AddrDescription::Unknown
+}
+
+pub struct Tracer<'a> {
+    opts: &'a Options,
+    shm: Shm,
+    procs: HashMap<u32, Proc>,
+    tid_pid: HashMap<u32, u32>,
+    /// New tasks seen stopped before their creation event.
+    stopped_new: HashSet<u32>,
+    /// New tasks whose creation event was seen before their first stop.
+    expected: HashSet<u32>,
+    done: Vec<ProcessReport>,
+    root: u32,
+    root_status: Option<ExitStatus>,
+}
+
+fn status_of(raw: i32) -> ExitStatus {
+    if libc::WIFSIGNALED(raw) {
+        ExitStatus::Signal(libc::WTERMSIG(raw))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(raw))
+    }
+}
+
+impl<'a> Tracer<'a> {
+    pub fn new(opts: &'a Options, shm: Shm, root: u32) -> Tracer<'a> {
+        let mut procs = HashMap::new();
+        procs.insert(root, Proc::new(root, std::process::id(), Heap::new(opts.freelist_vol)));
+        Tracer {
+            opts,
+            shm,
+            procs,
+            tid_pid: HashMap::from([(root, root)]),
+            stopped_new: HashSet::new(),
+            expected: HashSet::new(),
+            done: Vec::new(),
+            root,
+            root_status: None,
+        }
+    }
+
+    fn drain(&mut self) -> usize {
+        let (shm, procs, vol) = (&self.shm, &mut self.procs, self.opts.freelist_vol);
+        shm.drain(|pid, tid, rec| procs.entry(pid).or_insert_with(|| Proc::new(pid, 0, Heap::new(vol))).apply(tid, rec))
+    }
+
+    fn drain_pid(&mut self, pid: u32) {
+        let (shm, procs) = (&self.shm, &mut self.procs);
+        if let Some(p) = procs.get_mut(&pid) {
+            while shm.drain_pid(pid, |_, tid, rec| p.apply(tid, rec)) > 0 {}
+        }
+    }
+
+    fn release(&mut self, pid: u32, tid: Option<u32>) {
+        let (shm, procs) = (&self.shm, &mut self.procs);
+        match procs.get_mut(&pid) {
+            Some(p) => shm.release_tid(pid, tid, |_, t, rec| p.apply(t, rec)),
+            None => shm.release_tid(pid, tid, |_, _, _| {}),
+        }
+    }
+
+    pub fn run(mut self) -> Result<RunResult, TraceError> {
+        let mut idle = 0u32;
+        loop {
+            let n = self.drain();
+            match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    if n == 0 {
+                        idle = (idle + 1).min(20);
+                        std::thread::sleep(Duration::from_micros(if idle < 10 { 50 } else { 500 }));
+                    } else {
+                        idle = 0;
+                    }
+                }
+                Ok(st) => {
+                    idle = 0;
+                    self.handle(st)?;
+                }
+                Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.drain();
+        self.shm.close_reader();
+        for pid in self.procs.keys().copied().collect::<Vec<_>>() {
+            self.finish(pid, None);
+        }
+        Ok(RunResult { processes: self.done, status: self.root_status.unwrap_or(ExitStatus::Code(0)), root_pid: self.root })
+    }
+
+    fn resume(&self, tid: u32, sig: Option<Signal>) {
+        // A task may vanish (killed) between its stop and this call: nothing to do then.
+        let _ = ptrace::cont(Pid::from_raw(tid as i32), sig);
+    }
+
+    fn handle(&mut self, st: WaitStatus) -> Result<(), TraceError> {
+        match st {
+            WaitStatus::Stopped(pid, sig) => {
+                let tid = pid.as_raw() as u32;
+                if !self.tid_pid.contains_key(&tid) {
+                    // The first stop of a new task.
+                    if self.expected.remove(&tid) {
+                        self.tid_pid.entry(tid).or_insert(tid);
+                        self.resume(tid, None);
+                    } else {
+                        self.stopped_new.insert(tid);
+                    }
+                    return Ok(());
+                }
+                if self.expected.remove(&tid) && sig == Signal::SIGSTOP {
+                    self.resume(tid, None);
+                    return Ok(());
+                }
+                match ptrace::getsiginfo(pid) {
+                    Ok(_) => self.resume(tid, Some(sig)),
+                    // A group stop: let it go on (a PTRACE_TRACEME tracee cannot be held).
+                    Err(_) => self.resume(tid, None),
+                }
+            }
+            WaitStatus::PtraceEvent(pid, _, event) => {
+                let tid = pid.as_raw() as u32;
+                self.event(tid, event);
+            }
+            WaitStatus::Exited(pid, code) => self.gone(pid.as_raw() as u32, ExitStatus::Code(code)),
+            WaitStatus::Signaled(pid, sig, _) => self.gone(pid.as_raw() as u32, ExitStatus::Signal(sig as i32)),
+            WaitStatus::PtraceSyscall(pid) | WaitStatus::Continued(pid) => self.resume(pid.as_raw() as u32, None),
+            WaitStatus::StillAlive => {}
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, tid: u32, event: i32) {
+        let p = Pid::from_raw(tid as i32);
+        let msg = ptrace::getevent(p).unwrap_or(0);
+        let pid = self.tid_pid.get(&tid).copied().unwrap_or(tid);
+        match event {
+            libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
+                let new = msg as u32;
+                let thread = event == libc::PTRACE_EVENT_CLONE && tgid(new) == Some(pid);
+                if thread {
+                    self.tid_pid.insert(new, pid);
+                    if let Some(pr) = self.procs.get_mut(&pid) {
+                        pr.threads.insert(new);
+                    }
+                } else {
+                    self.drain_pid(pid);
+                    let child = match self.procs.get(&pid) {
+                        Some(parent) => {
+                            let mut c = Proc::new(new, pid, parent.heap.fork_child());
+                            c.stacks = parent.stacks.clone();
+                            c.modules = parent.modules.clone();
+                            c.exe = parent.exe.clone();
+                            c.cmdline = parent.cmdline.clone();
+                            c.started = true;
+                            c
+                        }
+                        None => Proc::new(new, pid, Heap::new(self.opts.freelist_vol)),
+                    };
+                    self.procs.insert(new, child);
+                    self.tid_pid.insert(new, new);
+                    self.shm.set_traced(new, true);
+                }
+                if self.stopped_new.remove(&new) {
+                    self.resume(new, None);
+                } else {
+                    self.expected.insert(new);
+                }
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                // The exec'ing thread is now the leader; every other thread is gone.
+                let old = msg as u32;
+                if old != tid {
+                    self.tid_pid.remove(&old);
+                }
+                self.release(pid, None);
+                let others: Vec<u32> = self.tid_pid.iter().filter(|&(&t, &pp)| pp == pid && t != pid).map(|(&t, _)| t).collect();
+                for t in others {
+                    self.tid_pid.remove(&t);
+                }
+                let first = self.procs.get(&pid).is_some_and(|pr| pid == self.root && !pr.started);
+                if first || self.opts.trace_children {
+                    let ppid = self.procs.get(&pid).map(|pr| pr.ppid).unwrap_or(0);
+                    if !first {
+                        // The image before exec is not reported (Valgrind checks leaks at exit,
+                        // never at exec); the new image starts with an empty heap.
+                        self.procs.remove(&pid);
+                    }
+                    let mut pr = self.procs.remove(&pid).unwrap_or_else(|| Proc::new(pid, ppid, Heap::new(self.opts.freelist_vol)));
+                    pr.started = true;
+                    pr.threads = HashSet::from([pid]);
+                    pr.read_identity();
+                    self.procs.insert(pid, pr);
+                    self.resume(tid, None);
+                } else {
+                    self.shm.set_traced(pid, false);
+                    self.procs.remove(&pid);
+                    self.tid_pid.remove(&pid);
+                    let _ = ptrace::detach(p, None);
+                }
+            }
+            libc::PTRACE_EVENT_EXIT => {
+                let status = status_of(msg as i32);
+                let group = matches!(status, ExitStatus::Signal(_))
+                    || ptrace::getregs(p).map(|r| r.orig_rax == SYS_EXIT_GROUP).unwrap_or(false)
+                    || self.procs.get(&pid).is_some_and(|pr| pr.threads.len() <= 1);
+                if group {
+                    self.take_report(pid, status);
+                }
+                self.resume(tid, None);
+            }
+            _ => self.resume(tid, None),
+        }
+    }
+
+    /// The process is exiting and stopped: take its report now, with its memory still there.
+    fn take_report(&mut self, pid: u32, status: ExitStatus) {
+        self.drain_pid(pid);
+        if let Some(pr) = self.procs.get_mut(&pid) {
+            if pr.report.is_none() {
+                pr.modules.refresh(pid);
+                pr.report = Some(pr.report(Some(status)));
+            }
+        }
+    }
+
+    /// A task ended.
+    fn gone(&mut self, tid: u32, status: ExitStatus) {
+        let pid = self.tid_pid.remove(&tid).unwrap_or(tid);
+        self.release(pid, Some(tid));
+        let last = match self.procs.get_mut(&pid) {
+            Some(pr) => {
+                pr.threads.remove(&tid);
+                tid == pid
+            }
+            None => tid == pid,
+        };
+        if last {
+            if pid == self.root {
+                self.root_status = Some(status);
+            }
+            self.finish(pid, Some(status));
+        }
+    }
+
+    /// The process is gone: emit its report (taken at exit, or now from what was recorded
+    /// before an exit that could not be stopped, such as SIGKILL).
+    fn finish(&mut self, pid: u32, status: Option<ExitStatus>) {
+        self.release(pid, None);
+        if let Some(mut pr) = self.procs.remove(&pid) {
+            let mut report = match pr.report.take() {
+                Some(r) => r,
+                None => pr.report(status),
+            };
+            if report.exit.is_none() || matches!(status, Some(ExitStatus::Signal(_))) {
+                report.exit = status.or(report.exit);
+            }
+            self.done.push(report);
+        }
+    }
+}
+
+/// The thread-group id of a task.
+fn tgid(tid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}

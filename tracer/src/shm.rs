@@ -1,0 +1,201 @@
+//! The tracer's side of the shared memory: creation, the traced-pid bitmap, and the reader of
+//! the per-thread rings (see `memcheck_wire`).
+
+
+use crate::{Options, TraceError};
+use memcheck_wire::{self as wire, Header, Kind, RecordHeader, RingHeader};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// One decoded record.
+#[derive(Debug)]
+pub enum Record<'a> {
+    ThreadStart(wire::ThreadStart),
+    Stack { id: u32, frames: &'a [u8] },
+    Alloc(wire::Alloc),
+    Free(wire::Free),
+    BadFree(wire::Free),
+    DlClose,
+}
+
+pub struct Shm {
+    fd: OwnedFd,
+    base: *mut u8,
+}
+
+impl Shm {
+    pub fn create(opts: &Options) -> Result<Shm, TraceError> {
+        // SAFETY: memfd_create with a static name.
+        let fd = unsafe { libc::memfd_create(c"memcheck".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(TraceError::Shm(io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just created and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: resizing our own memfd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), wire::SHM_SIZE as i64) } != 0 {
+            return Err(TraceError::Shm(io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh shared mapping of the memfd.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), wire::SHM_SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+        };
+        if base == libc::MAP_FAILED {
+            return Err(TraceError::Shm(io::Error::last_os_error()));
+        }
+        let shm = Shm { fd, base: base as *mut u8 };
+        let h = shm.header();
+        h.version.store(wire::PROTOCOL_VERSION, Ordering::Relaxed);
+        h.tracer_pid.store(std::process::id(), Ordering::Relaxed);
+        h.depth.store(opts.depth, Ordering::Relaxed);
+        h.freelist_vol.store(opts.freelist_vol, Ordering::Relaxed);
+        h.magic.store(wire::MAGIC, Ordering::Release);
+        Ok(shm)
+    }
+
+    /// The path the shim opens to map this memory.
+    pub fn path(&self) -> String {
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header is at the start of the mapping and only accessed through atomics.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    fn ring(&self, i: usize) -> &RingHeader {
+        // SAFETY: ring i lies within the mapping; its header is only accessed through atomics.
+        unsafe { &*(self.base.add(wire::ring_offset(i)) as *const RingHeader) }
+    }
+
+    fn bitmap_byte(&self, pid: u32) -> Option<&AtomicU8> {
+        let pid = pid as usize;
+        // SAFETY: the byte lies within the bitmap; accessed atomically.
+        (pid < wire::MAX_PID).then(|| unsafe { &*(self.base.add(wire::BITMAP_OFFSET + pid / 8) as *const AtomicU8) })
+    }
+
+    /// Marks `pid` traced (or not): a process image checks it when its shim starts.
+    pub fn set_traced(&self, pid: u32, traced: bool) {
+        if let Some(b) = self.bitmap_byte(pid) {
+            let bit = 1u8 << (pid % 8);
+            if traced {
+                b.fetch_or(bit, Ordering::Release);
+            } else {
+                b.fetch_and(!bit, Ordering::Release);
+            }
+        }
+    }
+
+    /// Tells writers that nobody reads any more (they stop waiting and stop recording).
+    pub fn close_reader(&self) {
+        self.header().reader_gone.store(1, Ordering::Release);
+    }
+
+    /// Reads every record published so far in every active ring. `f` gets the ring's owner
+    /// (pid, tid) and the record. Returns how many records were read.
+    pub fn drain(&self, mut f: impl FnMut(u32, u32, Record<'_>)) -> usize {
+        let mut n = 0;
+        for i in 0..wire::RING_COUNT {
+            n += self.drain_ring(i, &mut f);
+        }
+        n
+    }
+
+    /// Reads the rings owned by one process.
+    pub fn drain_pid(&self, pid: u32, mut f: impl FnMut(u32, u32, Record<'_>)) -> usize {
+        let mut n = 0;
+        for i in 0..wire::RING_COUNT {
+            let r = self.ring(i);
+            if r.state.load(Ordering::Acquire) == wire::RING_ACTIVE && r.owner_pid.load(Ordering::Acquire) == pid {
+                n += self.drain_ring(i, &mut f);
+            }
+        }
+        n
+    }
+
+    fn drain_ring(&self, i: usize, f: &mut impl FnMut(u32, u32, Record<'_>)) -> usize {
+        let r = self.ring(i);
+        if r.state.load(Ordering::Acquire) != wire::RING_ACTIVE {
+            return 0;
+        }
+        let end = r.write_pos.load(Ordering::Acquire);
+        let mut pos = r.read_pos.load(Ordering::Relaxed);
+        if pos == end {
+            return 0;
+        }
+        let pid = r.owner_pid.load(Ordering::Acquire);
+        let tid = r.owner_tid.load(Ordering::Acquire);
+        // SAFETY: the data area follows the ring header; bytes below `end` are published.
+        let data = unsafe { std::slice::from_raw_parts(self.base.add(wire::ring_offset(i) + wire::RING_HEADER_SIZE), wire::RING_DATA) };
+        let mut n = 0;
+        while pos < end {
+            let off = (pos as usize) & (wire::RING_DATA - 1);
+            // SAFETY: a record header is 8 bytes at an 8-aligned offset inside the data area.
+            let hdr: RecordHeader = unsafe { std::ptr::read_unaligned(data.as_ptr().add(off) as *const RecordHeader) };
+            let len = hdr.len as usize;
+            if len < 8 || off + len > wire::RING_DATA {
+                // A corrupt ring (a wild write by the program into our memory): skip what is left.
+                pos = end;
+                break;
+            }
+            let body = &data[off + 8..off + len];
+            if let Some(rec) = decode(hdr.kind, body) {
+                f(pid, tid, rec);
+                n += 1;
+            }
+            pos += len as u64;
+        }
+        r.read_pos.store(pos, Ordering::Release);
+        if r.writer_waiting.swap(0, Ordering::AcqRel) != 0 {
+            // SAFETY: waking futex waiters on a word of the shared mapping.
+            unsafe { libc::syscall(libc::SYS_futex, r.writer_waiting.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+        }
+        n
+    }
+
+    /// Frees the rings of a thread that is gone (after draining them with `f`).
+    pub fn release_tid(&self, pid: u32, tid: Option<u32>, mut f: impl FnMut(u32, u32, Record<'_>)) {
+        for i in 0..wire::RING_COUNT {
+            let r = self.ring(i);
+            if r.state.load(Ordering::Acquire) != wire::RING_ACTIVE || r.owner_pid.load(Ordering::Acquire) != pid {
+                continue;
+            }
+            if tid.is_some_and(|t| r.owner_tid.load(Ordering::Acquire) != t) {
+                continue;
+            }
+            self.drain_ring(i, &mut f);
+            r.owner_tid.store(0, Ordering::Relaxed);
+            r.owner_pid.store(0, Ordering::Relaxed);
+            r.state.store(wire::RING_FREE, Ordering::Release);
+        }
+    }
+}
+
+fn pod<T: Copy>(body: &[u8]) -> Option<T> {
+    // SAFETY: the length is checked; T is a plain-old-data record payload.
+    (body.len() >= std::mem::size_of::<T>()).then(|| unsafe { std::ptr::read_unaligned(body.as_ptr() as *const T) })
+}
+
+fn decode(kind: u32, body: &[u8]) -> Option<Record<'_>> {
+    Some(match Kind::from_u32(kind)? {
+        Kind::Pad => return None,
+        Kind::ThreadStart => Record::ThreadStart(pod(body)?),
+        Kind::Stack => {
+            let d: wire::StackDef = pod(body)?;
+            let frames = body.get(8..8 + d.nframes as usize * 8)?;
+            Record::Stack { id: d.id, frames }
+        }
+        Kind::Alloc => Record::Alloc(pod(body)?),
+        Kind::Free => Record::Free(pod(body)?),
+        Kind::BadFree => Record::BadFree(pod(body)?),
+        Kind::DlClose => Record::DlClose,
+    })
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, wire::SHM_SIZE) };
+    }
+}
