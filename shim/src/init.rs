@@ -234,6 +234,9 @@ extern "C" fn atfork_child() {
 /// life of the process, as Valgrind does (--run-libc-freeres, --run-cxx-freeres), so that only
 /// the program's own blocks remain at exit.
 extern "C" fn at_exit(_: *mut c_void) {
+    // What glibc allocates inside dlsym and freeres is its own business: not recorded. The
+    // blocks it frees are (as frees with an unknown stack).
+    let _g = tls::Guard::enter();
     // SAFETY: looking up an optional libstdc++ function by its mangled name.
     let cxx = unsafe { real::dlsym(real::RTLD_DEFAULT, b"_ZN9__gnu_cxx9__freeresEv\0".as_ptr()) };
     // SAFETY: both functions exist for exactly this purpose and are called once, at exit.

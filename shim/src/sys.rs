@@ -80,3 +80,18 @@ pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc has no memory effects.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// A memfd of `len` bytes named `name` (NUL-terminated); negative on failure.
+pub fn memfd(name: &[u8], len: usize) -> i64 {
+    // SAFETY: name is NUL-terminated by the callers.
+    let fd = unsafe { syscall6(libc::SYS_memfd_create, [name.as_ptr() as u64, libc::MFD_CLOEXEC as u64, 0, 0, 0, 0]) };
+    if fd < 0 {
+        return fd;
+    }
+    // SAFETY: resizing our own memfd.
+    if unsafe { syscall6(libc::SYS_ftruncate, [fd as u64, len as u64, 0, 0, 0, 0]) } < 0 {
+        close(fd);
+        return -1;
+    }
+    fd
+}

@@ -23,6 +23,7 @@ pub struct LiveBlock {
 struct FreedBlock {
     block: LiveBlock,
     free_stack: u32,
+    free_func: Func,
 }
 
 /// What a bad address was, as far as the heap knows.
@@ -31,7 +32,7 @@ pub enum AddrDescription {
     /// Inside (or at the start of) a live block.
     Live(BlockInfo),
     /// Inside a block freed earlier.
-    Freed { block: BlockInfo, free_stack: u32 },
+    Freed { block: BlockInfo, free_stack: u32, free_func: Func },
     /// On a thread's stack (threads numbered from 1, as Valgrind does).
     Stack { thread: u32 },
     /// In a mapped file (a global of the program or a library).
@@ -185,7 +186,7 @@ impl Heap {
             self.error(ErrorKind::MismatchedFree, func, stack, block.addr, what, tid);
         }
         self.freed_bytes += block.size;
-        self.freed.push_back(FreedBlock { block, free_stack: stack });
+        self.freed.push_back(FreedBlock { block, free_stack: stack, free_func: func });
         while self.freed_bytes > self.freelist_vol && self.freed.len() > 1 {
             let old = self.freed.pop_front().expect("non-empty");
             self.freed_bytes -= old.block.size;
@@ -194,6 +195,8 @@ impl Heap {
 
     /// A deallocation of an address that is no live block.
     pub fn bad_free(&mut self, addr: u64, func: Func, stack: u32, tid: u32) {
+        // Valgrind counts every call as a free, valid or not.
+        self.frees += 1;
         if let Some(&i) = self.error_index.get(&(ErrorKind::InvalidFree, stack)) {
             self.errors[i].count += 1;
             return;
@@ -210,7 +213,7 @@ impl Heap {
             return AddrDescription::Live(info(b, addr));
         }
         if let Some(f) = self.freed.iter().rev().find(|f| inside(&f.block)) {
-            return AddrDescription::Freed { block: info(&f.block, addr), free_stack: f.free_stack };
+            return AddrDescription::Freed { block: info(&f.block, addr), free_stack: f.free_stack, free_func: f.free_func };
         }
         AddrDescription::Unknown
     }

@@ -6,13 +6,20 @@
 mod error;
 mod heap;
 mod launch;
+mod leak;
+mod mem;
 mod maps;
 mod ptrace;
 mod shm;
+mod signals;
+
+pub use signals::{die_by_signal, ignore_terminal_signals};
 
 pub use error::TraceError;
 pub use heap::{AddrDescription, BlockInfo, ErrorKind, HeapError, HeapTotals, LiveBlock};
+pub use leak::{ClassifiedBlock, LeakKind};
 pub use maps::{Mapping, Module};
+pub use memcheck_wire::{Family, Func};
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -52,8 +59,8 @@ pub struct ProcessReport {
     pub exit: Option<ExitStatus>,
     /// Bad frees and mismatched deallocations, one per distinct (kind, stack), in first-seen order.
     pub errors: Vec<HeapError>,
-    /// Blocks still allocated when the process exited.
-    pub live: Vec<LiveBlock>,
+    /// Blocks still allocated when the process exited, classified by the reachability scan.
+    pub live: Vec<ClassifiedBlock>,
     pub totals: HeapTotals,
     /// Interned stacks: id -> return addresses (innermost first).
     pub stacks: HashMap<u32, Vec<u64>>,

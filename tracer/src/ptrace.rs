@@ -6,6 +6,7 @@
 //! its first record.
 
 use crate::heap::{AddrDescription, Heap, LiveBlock};
+use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
 use crate::shm::{Record, Shm};
 use crate::{ExitStatus, Options, ProcessReport, RunResult, TraceError};
@@ -62,7 +63,7 @@ impl Proc {
 
     fn apply(&mut self, tid: u32, rec: Record<'_>) {
         match rec {
-            Record::ThreadStart(_) => {}
+            Record::ThreadStart => {}
             Record::Stack { id, frames } => {
                 let frames: Vec<u64> = frames.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect();
                 if frames.iter().any(|&f| !self.modules.knows(f)) {
@@ -93,7 +94,17 @@ impl Proc {
         }
     }
 
-    fn report(&mut self, exit: Option<ExitStatus>) -> ProcessReport {
+    /// The report, with blocks classified by a scan of the stopped process (`snap`), or left
+    /// unclassified when the process could not be stopped before it died.
+    fn report(&mut self, exit: Option<ExitStatus>, snap: Option<&leak::Snapshot<'_>>) -> ProcessReport {
+        let live = self.heap.live_blocks();
+        let live = match snap {
+            Some(s) => leak::classify(&live, s),
+            None => live
+                .into_iter()
+                .map(|block| ClassifiedBlock { block, kind: LeakKind::Unclassified, indirect_bytes: 0, indirect_blocks: 0 })
+                .collect(),
+        };
         ProcessReport {
             pid: self.pid,
             ppid: self.ppid,
@@ -101,7 +112,7 @@ impl Proc {
             cmdline: self.cmdline.clone(),
             exit,
             errors: self.heap.errors().to_vec(),
-            live: self.heap.live_blocks(),
+            live,
             totals: self.heap.totals(),
             stacks: self.stacks.clone(),
             modules: self.modules.modules.clone(),
@@ -341,10 +352,17 @@ impl<'a> Tracer<'a> {
     /// The process is exiting and stopped: take its report now, with its memory still there.
     fn take_report(&mut self, pid: u32, status: ExitStatus) {
         self.drain_pid(pid);
+        let shim = self.opts.shim.display().to_string();
         if let Some(pr) = self.procs.get_mut(&pid) {
             if pr.report.is_none() {
                 pr.modules.refresh(pid);
-                pr.report = Some(pr.report(Some(status)));
+                let maps = maps::read(pid);
+                let threads = pr.threads.iter().filter_map(|&t| ptrace::getregs(Pid::from_raw(t as i32)).ok()).map(|r| {
+                    (r.rsp, vec![r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15])
+                }).collect();
+                let exclude = |p: &str| p.contains("memfd:memcheck") || p == shim;
+                let snap = leak::Snapshot { pid, maps: &maps, threads, exclude: &exclude };
+                pr.report = Some(pr.report(Some(status), Some(&snap)));
             }
         }
     }
@@ -375,7 +393,7 @@ impl<'a> Tracer<'a> {
         if let Some(mut pr) = self.procs.remove(&pid) {
             let mut report = match pr.report.take() {
                 Some(r) => r,
-                None => pr.report(status),
+                None => pr.report(status, None),
             };
             if report.exit.is_none() || matches!(status, Some(ExitStatus::Signal(_))) {
                 report.exit = status.or(report.exit);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// One decoded record.
 #[derive(Debug)]
 pub enum Record<'a> {
-    ThreadStart(wire::ThreadStart),
+    ThreadStart,
     Stack { id: u32, frames: &'a [u8] },
     Alloc(wire::Alloc),
     Free(wire::Free),
@@ -180,7 +180,10 @@ fn pod<T: Copy>(body: &[u8]) -> Option<T> {
 fn decode(kind: u32, body: &[u8]) -> Option<Record<'_>> {
     Some(match Kind::from_u32(kind)? {
         Kind::Pad => return None,
-        Kind::ThreadStart => Record::ThreadStart(pod(body)?),
+        Kind::ThreadStart => {
+            let _: wire::ThreadStart = pod(body)?;
+            Record::ThreadStart
+        }
         Kind::Stack => {
             let d: wire::StackDef = pod(body)?;
             let frames = body.get(8..8 + d.nframes as usize * 8)?;

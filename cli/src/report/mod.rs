@@ -1,0 +1,363 @@
+//! The findings of a run, symbolised, in one model that every output format renders: the
+//! Valgrind-style text report (`text`) and JSON (`json`).
+
+pub mod json;
+pub mod text;
+
+use crate::args::Config;
+use crate::symbolize::{Frame, Symbolizer};
+use memcheck_tracer::{AddrDescription, ErrorKind, ExitStatus, LeakKind, Module, ProcessReport, RunResult};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+pub fn hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&format!("{v:#x}")),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl From<ExitStatus> for Exit {
+    fn from(s: ExitStatus) -> Exit {
+        match s {
+            ExitStatus::Code(c) => Exit::Code(c),
+            ExitStatus::Signal(s) => Exit::Signal(s),
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: Vec<String>,
+    pub exit: Exit,
+    pub processes: Vec<Process>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: String,
+    pub cmdline: Vec<String>,
+    pub exit: Option<Exit>,
+    pub errors: Vec<Error>,
+    pub leaks: Vec<LossRecord>,
+    pub heap_summary: HeapSummary,
+    pub leak_summary: LeakSummary,
+}
+
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct HeapSummary {
+    pub in_use_bytes: u64,
+    pub in_use_blocks: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+}
+
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct Amount {
+    pub bytes: u64,
+    pub blocks: u64,
+}
+
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct LeakSummary {
+    pub definitely_lost: Amount,
+    pub indirectly_lost: Amount,
+    pub possibly_lost: Amount,
+    pub still_reachable: Amount,
+    pub unclassified: Amount,
+    pub suppressed: Amount,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Error {
+    /// Valgrind's error kind: InvalidFree or MismatchedFree.
+    pub kind: &'static str,
+    /// Valgrind's headline for the kind.
+    pub what: &'static str,
+    /// The deallocation function that was called.
+    pub function: &'static str,
+    pub count: u64,
+    pub tid: u32,
+    #[serde(serialize_with = "hex")]
+    pub address: u64,
+    pub stack: Vec<Frame>,
+    pub address_description: AddressDescription,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct AddressDescription {
+    /// live, freed, stack, global or unknown.
+    pub kind: &'static str,
+    /// Valgrind's sentence, e.g. "Address 0x4a4b040 is 0 bytes inside a block of size 10 free'd".
+    pub text: String,
+    #[serde(serialize_with = "hex_opt")]
+    pub block_address: Option<u64>,
+    pub block_size: Option<u64>,
+    pub offset: Option<u64>,
+    pub alloc_stack: Vec<Frame>,
+    pub free_stack: Vec<Frame>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct LossRecord {
+    /// Leak_DefinitelyLost, Leak_IndirectlyLost, Leak_PossiblyLost, Leak_StillReachable or
+    /// Leak_Unclassified (the process died before it could be scanned).
+    pub kind: &'static str,
+    /// 1-based position, largest first.
+    pub record: usize,
+    pub records: usize,
+    /// Bytes of the blocks themselves.
+    pub bytes: u64,
+    /// Bytes indirectly lost through them (definitely lost records only).
+    pub indirect_bytes: u64,
+    pub blocks: u64,
+    pub indirect_blocks: u64,
+    pub stack: Vec<Frame>,
+}
+
+pub fn leak_kind_name(k: LeakKind) -> &'static str {
+    match k {
+        LeakKind::DefinitelyLost => "Leak_DefinitelyLost",
+        LeakKind::IndirectlyLost => "Leak_IndirectlyLost",
+        LeakKind::PossiblyLost => "Leak_PossiblyLost",
+        LeakKind::StillReachable => "Leak_StillReachable",
+        LeakKind::Unclassified => "Leak_Unclassified",
+    }
+}
+
+/// Builds stacks of frames for one process.
+struct Stacks<'a> {
+    sym: &'a mut Symbolizer,
+    proc: &'a ProcessReport,
+    shim: &'a Path,
+    num_callers: usize,
+    cache: HashMap<(u32, u32), Vec<Frame>>,
+}
+
+/// Valgrind stops a stack at the frame below main.
+fn below_main(f: &Frame) -> bool {
+    matches!(f.function.as_deref(), Some("__libc_start_call_main" | "__libc_start_main" | "__libc_start_main_impl" | "_start"))
+}
+
+impl Stacks<'_> {
+    /// The stack of a call to `func` (its interposer first), up to --num-callers addresses.
+    fn get(&mut self, id: u32, func: memcheck_tracer::Func) -> Vec<Frame> {
+        if let Some(v) = self.cache.get(&(id, func as u32)) {
+            return v.clone();
+        }
+        let modules: &[Module] = &self.proc.modules;
+        let entry = self.sym.export_address(modules, self.shim, func.symbol()).unwrap_or(0);
+        let mut out = vec![Frame {
+            ip: entry,
+            function: Some(func.display_name().to_string()),
+            object: Some(self.shim.display().to_string()),
+            ..Default::default()
+        }];
+        let ips = self.proc.stacks.get(&id).cloned().unwrap_or_default();
+        for ip in ips.into_iter().take(self.num_callers.saturating_sub(1)) {
+            // Like Valgrind (--show-below-main=no), the stack ends at main, or at the first
+            // frame below it when main is not on the stack.
+            let frames = self.sym.frames(modules, ip, true);
+            let at_main = frames.iter().any(|f| f.function.as_deref() == Some("main"));
+            let below = frames.iter().any(below_main);
+            if below && out.iter().any(|f| f.function.as_deref() == Some("main")) {
+                break;
+            }
+            for mut f in frames {
+                if below_main(&f) {
+                    f.function = Some("(below main)".to_string());
+                }
+                out.push(f);
+            }
+            if at_main || below {
+                break;
+            }
+        }
+        self.cache.insert((id, func as u32), out.clone());
+        out
+    }
+}
+
+pub fn build(cfg: &Config, run: &RunResult, sym: &mut Symbolizer, shim: &Path) -> Report {
+    let processes = run.processes.iter().map(|p| build_process(cfg, p, sym, shim)).collect();
+    Report {
+        tool: "memcheck",
+        version: env!("CARGO_PKG_VERSION"),
+        command: cfg.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        exit: run.status.into(),
+        processes,
+    }
+}
+
+fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressDescription {
+    let mut out = AddressDescription {
+        kind: "unknown",
+        text: format!("Address {addr:#x} is not stack'd, malloc'd or (recently) free'd"),
+        block_address: None,
+        block_size: None,
+        offset: None,
+        alloc_stack: Vec::new(),
+        free_stack: Vec::new(),
+    };
+    match d {
+        AddrDescription::Live(b) => {
+            out.kind = "live";
+            out.text = format!("Address {addr:#x} is {} bytes inside a block of size {} alloc'd", b.offset, fmt_num(b.size));
+            out.block_address = Some(b.addr);
+            out.block_size = Some(b.size);
+            out.offset = Some(b.offset);
+            out.alloc_stack = stacks.get(b.alloc_stack, b.func);
+        }
+        AddrDescription::Freed { block: b, free_stack, free_func } => {
+            out.kind = "freed";
+            out.text = format!("Address {addr:#x} is {} bytes inside a block of size {} free'd", b.offset, fmt_num(b.size));
+            out.block_address = Some(b.addr);
+            out.block_size = Some(b.size);
+            out.offset = Some(b.offset);
+            out.alloc_stack = stacks.get(b.alloc_stack, b.func);
+            out.free_stack = stacks.get(*free_stack, *free_func);
+        }
+        AddrDescription::Stack { thread } => {
+            out.kind = "stack";
+            out.text = format!("Address {addr:#x} is on thread {thread}'s stack");
+        }
+        AddrDescription::InModule { path, file_offset } => {
+            out.kind = "global";
+            out.text = match stacks.sym.data_symbol(path, *file_offset) {
+                Some((name, off)) => format!("Address {addr:#x} is {off} bytes inside data symbol \"{name}\""),
+                None => format!("Address {addr:#x} is in a rw- mapped file {} segment", path.display()),
+            };
+        }
+        AddrDescription::Unknown => {}
+    }
+    out
+}
+
+fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &Path) -> Process {
+    let mut stacks = Stacks { sym, proc: p, shim, num_callers: cfg.num_callers as usize, cache: HashMap::new() };
+    let errors = p
+        .errors
+        .iter()
+        .map(|e| {
+            let (kind, what) = match e.kind {
+                ErrorKind::InvalidFree => ("InvalidFree", "Invalid free() / delete / delete[] / realloc()"),
+                ErrorKind::MismatchedFree => ("MismatchedFree", "Mismatched free() / delete / delete []"),
+            };
+            Error {
+                kind,
+                what,
+                function: e.func.display_name(),
+                count: e.count,
+                tid: e.tid,
+                address: e.addr,
+                stack: stacks.get(e.stack, e.func),
+                address_description: describe(&e.what, e.addr, &mut stacks),
+            }
+        })
+        .collect();
+
+    // Group the blocks into loss records by kind and shown stack.
+    let mut groups: HashMap<(LeakKind, Vec<u64>), LossRecord> = HashMap::new();
+    let mut summary = LeakSummary::default();
+    for c in &p.live {
+        let stack = stacks.get(c.block.stack, c.block.func);
+        let key: Vec<u64> = stack.iter().map(|f| f.ip).collect();
+        let amount = match c.kind {
+            LeakKind::DefinitelyLost => &mut summary.definitely_lost,
+            LeakKind::IndirectlyLost => &mut summary.indirectly_lost,
+            LeakKind::PossiblyLost => &mut summary.possibly_lost,
+            LeakKind::StillReachable => &mut summary.still_reachable,
+            LeakKind::Unclassified => &mut summary.unclassified,
+        };
+        amount.bytes += c.block.size;
+        amount.blocks += 1;
+        let r = groups.entry((c.kind, key)).or_insert_with(|| LossRecord {
+            kind: leak_kind_name(c.kind),
+            record: 0,
+            records: 0,
+            bytes: 0,
+            indirect_bytes: 0,
+            blocks: 0,
+            indirect_blocks: 0,
+            stack,
+        });
+        r.bytes += c.block.size;
+        r.blocks += 1;
+        r.indirect_bytes += c.indirect_bytes;
+        r.indirect_blocks += c.indirect_blocks;
+    }
+    let mut leaks: Vec<LossRecord> = groups.into_values().collect();
+    leaks.sort_by(|a, b| {
+        (b.bytes + b.indirect_bytes)
+            .cmp(&(a.bytes + a.indirect_bytes))
+            .then(b.blocks.cmp(&a.blocks))
+            .then(a.kind.cmp(b.kind))
+            .then_with(|| a.stack.iter().map(|f| f.ip).cmp(b.stack.iter().map(|f| f.ip)))
+    });
+    let n = leaks.len();
+    for (i, l) in leaks.iter_mut().enumerate() {
+        l.record = i + 1;
+        l.records = n;
+    }
+    Process {
+        pid: p.pid,
+        ppid: p.ppid,
+        exe: p.exe.display().to_string(),
+        cmdline: p.cmdline.clone(),
+        exit: p.exit.map(Exit::from),
+        errors,
+        leaks,
+        heap_summary: HeapSummary {
+            in_use_bytes: p.totals.in_use_bytes,
+            in_use_blocks: p.totals.in_use_blocks,
+            allocs: p.totals.allocs,
+            frees: p.totals.frees,
+            bytes_allocated: p.totals.bytes_allocated,
+        },
+        leak_summary: summary,
+    }
+}
+
+/// A number with thousands separators, as Valgrind prints them.
+pub fn fmt_num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_num;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(fmt_num(0), "0");
+        assert_eq!(fmt_num(999), "999");
+        assert_eq!(fmt_num(1024), "1,024");
+        assert_eq!(fmt_num(12345678), "12,345,678");
+    }
+}

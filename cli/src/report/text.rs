@@ -1,0 +1,133 @@
+//! The text report, in Valgrind's layout: every line prefixed with `==PID==`.
+
+use super::{fmt_num, Amount, LossRecord, Process, Report};
+use crate::args::{Config, LeakCheck};
+use crate::symbolize::Frame;
+use std::io::{self, Write};
+
+fn frame_line(f: &Frame) -> String {
+    let func = f.function.as_deref().unwrap_or("???");
+    match (&f.file, f.line, &f.object) {
+        (Some(file), Some(line), _) => format!("0x{:X}: {func} ({file}:{line})", f.ip),
+        (_, _, Some(obj)) => format!("0x{:X}: {func} (in {obj})", f.ip),
+        _ => format!("0x{:X}: {func}", f.ip),
+    }
+}
+
+fn stack(w: &mut dyn Write, pfx: &str, frames: &[Frame]) -> io::Result<()> {
+    for (i, f) in frames.iter().enumerate() {
+        writeln!(w, "{pfx}    {} {}", if i == 0 { "at" } else { "by" }, frame_line(f))?;
+    }
+    Ok(())
+}
+
+fn kind_words(kind: &str) -> &'static str {
+    match kind {
+        "Leak_DefinitelyLost" => "definitely lost",
+        "Leak_IndirectlyLost" => "indirectly lost",
+        "Leak_PossiblyLost" => "possibly lost",
+        "Leak_StillReachable" => "still reachable",
+        _ => "still allocated (not classified: the process died before memcheck could stop it)",
+    }
+}
+
+fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
+    let bytes = if r.kind == "Leak_DefinitelyLost" && r.indirect_bytes > 0 {
+        format!("{} ({} direct, {} indirect)", fmt_num(r.bytes + r.indirect_bytes), fmt_num(r.bytes), fmt_num(r.indirect_bytes))
+    } else {
+        fmt_num(r.bytes)
+    };
+    writeln!(
+        w,
+        "{pfx} {bytes} bytes in {} blocks are {} in loss record {} of {}",
+        fmt_num(r.blocks),
+        kind_words(r.kind),
+        fmt_num(r.record as u64),
+        fmt_num(r.records as u64)
+    )?;
+    stack(w, pfx, &r.stack)?;
+    writeln!(w, "{pfx} ")
+}
+
+/// Which loss records the text shows (Valgrind's --show-leak-kinds=definite,possible).
+fn shown(r: &LossRecord) -> bool {
+    matches!(r.kind, "Leak_DefinitelyLost" | "Leak_PossiblyLost" | "Leak_Unclassified")
+}
+
+pub fn write(w: &mut dyn Write, cfg: &Config, report: &Report) -> io::Result<()> {
+    for p in &report.processes {
+        process(w, cfg, p)?;
+    }
+    Ok(())
+}
+
+fn amount(a: Amount) -> String {
+    format!("{} bytes in {} blocks", fmt_num(a.bytes), fmt_num(a.blocks))
+}
+
+fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
+    let pfx = format!("=={}==", p.pid);
+    if !cfg.quiet {
+        writeln!(w, "{pfx} memcheck, a heap checker and allocation profiler")?;
+        writeln!(w, "{pfx} Command: {}", p.cmdline.join(" "))?;
+        if p.ppid != 0 {
+            writeln!(w, "{pfx} Parent PID: {}", p.ppid)?;
+        }
+        writeln!(w, "{pfx} ")?;
+    }
+    for e in &p.errors {
+        writeln!(w, "{pfx} {}", e.what)?;
+        stack(w, &pfx, &e.stack)?;
+        let d = &e.address_description;
+        writeln!(w, "{pfx}  {}", d.text)?;
+        if d.kind == "freed" {
+            stack(w, &pfx, &d.free_stack)?;
+            writeln!(w, "{pfx}  Block was alloc'd at")?;
+        }
+        stack(w, &pfx, &d.alloc_stack)?;
+        writeln!(w, "{pfx} ")?;
+    }
+    let h = &p.heap_summary;
+    if !cfg.quiet {
+        writeln!(w, "{pfx} HEAP SUMMARY:")?;
+        writeln!(w, "{pfx}     in use at exit: {} bytes in {} blocks", fmt_num(h.in_use_bytes), fmt_num(h.in_use_blocks))?;
+        writeln!(w, "{pfx}   total heap usage: {} allocs, {} frees, {} bytes allocated", fmt_num(h.allocs), fmt_num(h.frees), fmt_num(h.bytes_allocated))?;
+        writeln!(w, "{pfx} ")?;
+    }
+    let mut leak_errors = 0u64;
+    let mut leak_contexts = 0u64;
+    if cfg.leak_check == LeakCheck::Full {
+        for r in p.leaks.iter().filter(|r| shown(r)) {
+            loss_record(w, &pfx, r)?;
+            leak_errors += r.blocks;
+            leak_contexts += 1;
+        }
+    }
+    let s = &p.leak_summary;
+    if cfg.leak_check != LeakCheck::No && !cfg.quiet {
+        if h.in_use_blocks == 0 {
+            writeln!(w, "{pfx} All heap blocks were freed -- no leaks are possible")?;
+        } else {
+            writeln!(w, "{pfx} LEAK SUMMARY:")?;
+            writeln!(w, "{pfx}    definitely lost: {}", amount(s.definitely_lost))?;
+            writeln!(w, "{pfx}    indirectly lost: {}", amount(s.indirectly_lost))?;
+            writeln!(w, "{pfx}      possibly lost: {}", amount(s.possibly_lost))?;
+            writeln!(w, "{pfx}    still reachable: {}", amount(s.still_reachable))?;
+            if s.unclassified.blocks > 0 {
+                writeln!(w, "{pfx}       unclassified: {} (the process was killed before memcheck could stop it)", amount(s.unclassified))?;
+            }
+            writeln!(w, "{pfx}         suppressed: {}", amount(s.suppressed))?;
+            if cfg.leak_check == LeakCheck::Summary {
+                writeln!(w, "{pfx} Rerun with --leak-check=full to see details of leaked memory")?;
+            } else if s.still_reachable.blocks > 0 || s.indirectly_lost.blocks > 0 {
+                writeln!(w, "{pfx} Reachable blocks (those to which a pointer was found) are not shown.")?;
+                writeln!(w, "{pfx} To see them, rerun with: --leak-check=full --show-leak-kinds=all")?;
+            }
+        }
+        writeln!(w, "{pfx} ")?;
+    }
+    let errs: u64 = p.errors.iter().map(|e| e.count).sum::<u64>() + if leak_contexts > 0 { leak_contexts } else { 0 };
+    let _ = leak_errors;
+    let contexts = p.errors.len() as u64 + leak_contexts;
+    writeln!(w, "{pfx} ERROR SUMMARY: {} errors from {} contexts (suppressed: 0 from 0)", fmt_num(errs), fmt_num(contexts))
+}

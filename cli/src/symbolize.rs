@@ -1,0 +1,194 @@
+//! Symbolisation after the run, never inside the target: a return address is turned into a
+//! file offset of its module (from the mappings the tracer saw), then into an address of the
+//! ELF file (through its program headers), then looked up in DWARF with `addr2line` (function,
+//! file:line, inlined frames, demangled), falling back to ELF symbols, then to
+//! `module+0xoffset`. Debug information is also looked for in separate debug files, by build id
+//! (`/usr/lib/debug/.build-id/xx/yyyy.debug`) and by `.gnu_debuglink`.
+
+use memcheck_tracer::Module;
+use object::{Object, ObjectSegment};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One symbolised frame. Inlined frames share the `ip` of the frame they were inlined into.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Frame {
+    #[serde(serialize_with = "crate::report::hex")]
+    pub ip: u64,
+    pub function: Option<String>,
+    /// Directory of the source file.
+    pub dir: Option<String>,
+    /// Source file name (no directory).
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The module (executable or library).
+    pub object: Option<String>,
+    /// Offset of `ip` in the module file.
+    #[serde(serialize_with = "crate::report::hex_opt")]
+    pub offset: Option<u64>,
+    /// This frame was inlined into the next one.
+    pub inlined: bool,
+}
+
+impl Frame {
+    /// The source path, directory included.
+    pub fn path(&self) -> Option<String> {
+        match (&self.dir, &self.file) {
+            (Some(d), Some(f)) => Some(format!("{d}/{f}")),
+            (None, Some(f)) => Some(f.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct ModuleDebug {
+    loader: Option<addr2line::Loader>,
+    /// (file offset, file size, virtual address) of each PT_LOAD segment.
+    segments: Vec<(u64, u64, u64)>,
+    /// Dynamic symbols (name, address), for finding the shim's entry points.
+    exports: HashMap<String, u64>,
+}
+
+#[derive(Default)]
+pub struct Symbolizer {
+    cache: HashMap<PathBuf, Option<ModuleDebug>>,
+    /// Extra directories to look for debug files in (as /usr/lib/debug).
+    pub debug_dirs: Vec<PathBuf>,
+}
+
+fn build_id_hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Symbolizer {
+    fn debug_roots(&self) -> Vec<PathBuf> {
+        let mut v = self.debug_dirs.clone();
+        v.push(PathBuf::from("/usr/lib/debug"));
+        v
+    }
+
+    fn load(&self, path: &Path) -> Option<ModuleDebug> {
+        let data = std::fs::read(path).ok()?;
+        let obj = object::File::parse(&*data).ok()?;
+        let segments = obj.segments().map(|s| {
+            let (off, size) = s.file_range();
+            (off, size, s.address())
+        }).collect();
+        let exports = obj
+            .exports()
+            .map(|v| v.into_iter().filter_map(|e| Some((std::str::from_utf8(e.name()).ok()?.to_string(), e.address()))).collect())
+            .unwrap_or_default();
+        let has_dwarf = obj.section_by_name(".debug_info").is_some();
+        let mut debug_file = None;
+        if !has_dwarf {
+            if let Ok(Some(id)) = obj.build_id() {
+                let hex = build_id_hex(id);
+                if hex.len() > 2 {
+                    for root in self.debug_roots() {
+                        let p = root.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..]));
+                        if p.is_file() {
+                            debug_file = Some(p);
+                            break;
+                        }
+                    }
+                }
+            }
+            if debug_file.is_none() {
+                if let Ok(Some((name, _crc))) = obj.gnu_debuglink() {
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    let dir = path.parent().unwrap_or(Path::new("/"));
+                    let mut cands = vec![dir.join(&name), dir.join(".debug").join(&name)];
+                    for root in self.debug_roots() {
+                        cands.push(root.join(dir.strip_prefix("/").unwrap_or(dir)).join(&name));
+                        cands.push(root.join(&name));
+                    }
+                    debug_file = cands.into_iter().find(|c| c.is_file() && c != path);
+                }
+            }
+        }
+        let loader = match &debug_file {
+            Some(d) => addr2line::Loader::new(d).ok().or_else(|| addr2line::Loader::new(path).ok()),
+            None => addr2line::Loader::new(path).ok(),
+        };
+        Some(ModuleDebug { loader, segments, exports })
+    }
+
+    fn module_debug(&mut self, path: &Path) -> Option<&ModuleDebug> {
+        if !self.cache.contains_key(path) {
+            let m = self.load(path);
+            self.cache.insert(path.to_path_buf(), m);
+        }
+        self.cache.get(path).and_then(|m| m.as_ref())
+    }
+
+    /// Symbolises one frame address. `return_address`: look up `ip - 1` (the call), as
+    /// Valgrind does.
+    pub fn frames(&mut self, modules: &[Module], ip: u64, return_address: bool) -> Vec<Frame> {
+        let probe_avma = if return_address { ip.saturating_sub(1) } else { ip };
+        let Some((module, file_off)) = modules.iter().find_map(|m| m.file_offset(probe_avma).map(|o| (m, o))) else {
+            return vec![Frame { ip, ..Default::default() }];
+        };
+        let object = Some(module.path.display().to_string());
+        let base = Frame { ip, object: object.clone(), offset: Some(file_off), ..Default::default() };
+        let Some(dbg) = self.module_debug(&module.path) else { return vec![base] };
+        let Some(svma) = dbg.segments.iter().find(|&&(o, s, _)| o <= file_off && file_off < o + s).map(|&(o, _, a)| file_off - o + a) else {
+            return vec![base];
+        };
+        let Some(loader) = &dbg.loader else { return vec![base] };
+        let mut out = Vec::new();
+        if let Ok(mut it) = loader.find_frames(svma) {
+            while let Ok(Some(f)) = it.next() {
+                let function = f.function.as_ref().and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
+                let (dir, file, line) = match &f.location {
+                    Some(loc) => {
+                        let p = loc.file.map(PathBuf::from);
+                        (
+                            p.as_ref().and_then(|p| p.parent()).map(|d| d.display().to_string()).filter(|d| !d.is_empty()),
+                            p.as_ref().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned()),
+                            loc.line,
+                        )
+                    }
+                    None => (None, None, None),
+                };
+                out.push(Frame { function, dir, file, line, inlined: true, ..base.clone() });
+            }
+        }
+        if let Some(last) = out.last_mut() {
+            last.inlined = false;
+        }
+        if out.is_empty() || out.iter().all(|f| f.function.is_none()) {
+            let sym = loader.find_symbol(svma).map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+            if out.is_empty() {
+                out.push(base);
+            }
+            if let Some(last) = out.last_mut() {
+                last.function = sym;
+            }
+        }
+        out
+    }
+
+    /// The run-time address of an exported function of the module at `path` (e.g. the shim's
+    /// `malloc`), if the module is mapped.
+    pub fn export_address(&mut self, modules: &[Module], path: &Path, name: &str) -> Option<u64> {
+        let module = modules.iter().find(|m| m.path == path)?;
+        let dbg = self.module_debug(path)?;
+        let svma = *dbg.exports.get(name)?;
+        let (o, _, a) = dbg.segments.iter().find(|&&(_, s, a)| a <= svma && svma < a + s)?;
+        let file_off = svma - a + o;
+        module.mappings.iter().find(|m| m.offset <= file_off && file_off < m.offset + (m.end - m.start)).map(|m| m.start + file_off - m.offset)
+    }
+
+    /// The data symbol containing a file offset of a module, and the offset into it.
+    pub fn data_symbol(&mut self, path: &Path, file_off: u64) -> Option<(String, u64)> {
+        let data = std::fs::read(path).ok()?;
+        let obj = object::File::parse(&*data).ok()?;
+        let dbg = self.module_debug(path)?;
+        let svma = dbg.segments.iter().find(|&&(o, s, _)| o <= file_off && file_off < o + s).map(|&(o, _, a)| file_off - o + a)?;
+        use object::ObjectSymbol;
+        obj.symbols()
+            .chain(obj.dynamic_symbols())
+            .filter(|s| s.kind() == object::SymbolKind::Data && s.address() <= svma && svma < s.address() + s.size().max(1))
+            .find_map(|s| Some((addr2line::demangle_auto(s.name().ok()?.into(), None).into_owned(), svma - s.address())))
+    }
+}

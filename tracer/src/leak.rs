@@ -1,0 +1,230 @@
+//! Leak classification by a reachability scan of the stopped process, with Valgrind's
+//! definitions: a block reached through a chain of start pointers from a root is still
+//! reachable; one whose chain needs an interior pointer is possibly lost; one with no pointer
+//! to it is definitely lost; one reachable only from lost blocks is indirectly lost, and its
+//! bytes are counted in the definitely-lost block that leads its group.
+//!
+//! Roots: the registers of the threads that could be stopped, and every readable and writable
+//! mapping except glibc's heap memory (the `[heap]` segment and anonymous mappings that hold
+//! blocks: a block there is scanned only when it is reached), memcheck's own shared memory and
+//! shim, and the dead part of each stopped thread's stack below its stack pointer.
+
+use crate::heap::LiveBlock;
+use crate::maps::Mapping;
+use crate::mem;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LeakKind {
+    DefinitelyLost,
+    IndirectlyLost,
+    PossiblyLost,
+    StillReachable,
+    /// The process died before memcheck could stop it (SIGKILL): nothing could be scanned.
+    Unclassified,
+}
+
+/// A block still allocated at exit, classified.
+#[derive(Clone, Debug)]
+pub struct ClassifiedBlock {
+    pub block: LiveBlock,
+    pub kind: LeakKind,
+    /// For a definitely-lost group leader: bytes and blocks indirectly lost through it.
+    pub indirect_bytes: u64,
+    pub indirect_blocks: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unreached,
+    Possible,
+    Reachable,
+    /// Indirectly lost, in the group of the given leader.
+    Indirect(usize),
+}
+
+/// What the scan needs to know about the stopped process.
+pub struct Snapshot<'a> {
+    pub pid: u32,
+    pub maps: &'a [Mapping],
+    /// Register values of each stopped thread (general-purpose registers, rsp included), with
+    /// that thread's stack pointer.
+    pub threads: Vec<(u64, Vec<u64>)>,
+    /// Mapping paths never scanned (memcheck's own).
+    pub exclude: &'a dyn Fn(&str) -> bool,
+}
+
+struct Scan<'a> {
+    /// Blocks sorted by address.
+    blocks: Vec<&'a LiveBlock>,
+    state: Vec<State>,
+    data: Vec<u8>,
+    offsets: Vec<usize>,
+    work: Vec<usize>,
+}
+
+impl<'a> Scan<'a> {
+    /// The block `v` points into, and whether it points at its start.
+    fn find(&self, v: u64) -> Option<(usize, bool)> {
+        let i = self.blocks.partition_point(|b| b.addr <= v).checked_sub(1)?;
+        let b = self.blocks[i];
+        if v == b.addr {
+            Some((i, true))
+        } else if v < b.addr + b.size {
+            Some((i, false))
+        } else {
+            None
+        }
+    }
+
+    /// Valgrind's rule: a start pointer from a definite place makes a block reachable;
+    /// anything else makes an unreached block possibly lost.
+    fn push(&mut self, v: u64, definite: bool) {
+        let Some((i, start)) = self.find(v) else { return };
+        if start && definite {
+            if self.state[i] != State::Reachable {
+                self.state[i] = State::Reachable;
+                self.work.push(i);
+            }
+        } else if self.state[i] == State::Unreached {
+            self.state[i] = State::Possible;
+            self.work.push(i);
+        }
+    }
+
+    fn words(&self, i: usize) -> impl Iterator<Item = u64> + '_ {
+        let b = self.blocks[i];
+        let off = self.offsets[i];
+        let bytes = &self.data[off..off + b.size as usize];
+        // Blocks are 16-aligned, so their words are aligned too.
+        bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+    }
+
+    fn drain(&mut self) {
+        while let Some(i) = self.work.pop() {
+            let definite = self.state[i] == State::Reachable;
+            let vals: Vec<u64> = self.words(i).collect();
+            for v in vals {
+                self.push(v, definite);
+            }
+        }
+    }
+}
+
+/// Classifies `live` by scanning the stopped process described by `snap`.
+pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock> {
+    let mut blocks: Vec<&LiveBlock> = live.iter().collect();
+    blocks.sort_by_key(|b| b.addr);
+    let ranges: Vec<(u64, usize)> = blocks.iter().map(|b| (b.addr, b.size as usize)).collect();
+    let mut data = Vec::new();
+    let offsets = mem::read_ranges(snap.pid, &ranges, &mut data);
+    let n = blocks.len();
+    let mut scan = Scan { blocks, state: vec![State::Unreached; n], data, offsets, work: Vec::new() };
+
+    // Registers.
+    for (_, regs) in &snap.threads {
+        for &r in regs {
+            scan.push(r, true);
+        }
+    }
+    // Memory roots.
+    let holds_block = |m: &Mapping| {
+        let i = scan.blocks.partition_point(|b| b.addr < m.start);
+        i < scan.blocks.len() && scan.blocks[i].addr < m.end
+    };
+    let mut roots: Vec<(u64, usize)> = Vec::new();
+    for m in snap.maps {
+        if !m.readable || !m.writable || (snap.exclude)(&m.path) {
+            continue;
+        }
+        if m.path == "[heap]" || (m.path.is_empty() && holds_block(m)) {
+            continue;
+        }
+        let mut start = m.start;
+        for (sp, _) in &snap.threads {
+            if m.start <= *sp && *sp < m.end {
+                start = *sp & !7;
+            }
+        }
+        if start < m.end {
+            roots.push((start, (m.end - start) as usize));
+        }
+    }
+    const CHUNK: usize = 8 << 20;
+    let mut pieces = Vec::new();
+    for &(a, l) in &roots {
+        let mut off = 0;
+        while off < l {
+            let len = CHUNK.min(l - off);
+            pieces.push((a + off as u64, len));
+            off += len;
+        }
+    }
+    for piece in pieces {
+        let mut buf = Vec::new();
+        mem::read_ranges(snap.pid, &[piece], &mut buf);
+        for c in buf.chunks_exact(8) {
+            scan.push(u64::from_ne_bytes(c.try_into().expect("8 bytes")), true);
+        }
+        scan.drain();
+    }
+    scan.drain();
+
+    // Groups of unreached blocks: each unreached block, in address order, leads the group of
+    // the unreached blocks it reaches; a leader reached later joins the later group.
+    let mut indirect = vec![(0u64, 0u64); n];
+    for leader in 0..n {
+        if scan.state[leader] != State::Unreached {
+            continue;
+        }
+        let mut stack = vec![leader];
+        let mut seen_leader_done = vec![];
+        while let Some(i) = stack.pop() {
+            let vals: Vec<u64> = scan.words(i).collect();
+            for v in vals {
+                let Some((j, _)) = scan.find(v) else { continue };
+                if j == leader {
+                    continue;
+                }
+                match scan.state[j] {
+                    State::Unreached => {
+                        scan.state[j] = State::Indirect(leader);
+                        if j < leader {
+                            // An earlier leader joins this group with its own indirect bytes.
+                            let (b, c) = std::mem::take(&mut indirect[j]);
+                            indirect[leader].0 += b + scan.blocks[j].size;
+                            indirect[leader].1 += c + 1;
+                            seen_leader_done.push(j);
+                        } else {
+                            indirect[leader].0 += scan.blocks[j].size;
+                            indirect[leader].1 += 1;
+                            stack.push(j);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for j in seen_leader_done {
+            // Blocks of an absorbed group now belong to this one.
+            for s in scan.state.iter_mut() {
+                if *s == State::Indirect(j) {
+                    *s = State::Indirect(leader);
+                }
+            }
+        }
+    }
+
+    scan.blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let (kind, ib, ic) = match scan.state[i] {
+                State::Reachable => (LeakKind::StillReachable, 0, 0),
+                State::Possible => (LeakKind::PossiblyLost, 0, 0),
+                State::Indirect(_) => (LeakKind::IndirectlyLost, 0, 0),
+                State::Unreached => (LeakKind::DefinitelyLost, indirect[i].0, indirect[i].1),
+            };
+            ClassifiedBlock { block: (*b).clone(), kind, indirect_bytes: ib, indirect_blocks: ic }
+        })
+        .collect()
+}
