@@ -113,6 +113,19 @@ pub extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     engine::usable_size(p)
 }
 
+/// `_exit`, when the program calls it directly: run the freeres hooks first, as Valgrind does.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn _exit(code: i32) -> ! {
+    crate::init::before_exit();
+    crate::sys::exit_group(code)
+}
+
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn _Exit(code: i32) -> ! {
+    crate::init::before_exit();
+    crate::sys::exit_group(code)
+}
+
 type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> i32;
 
 /// # Safety

@@ -24,6 +24,10 @@ static DEPTH: AtomicU32 = AtomicU32::new(12);
 static FREELIST_VOL: AtomicU64 = AtomicU64::new(20_000_000);
 static TRACER: AtomicU32 = AtomicU32::new(0);
 static THREAD_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The pid this process image recorded as: differs from getpid() in a vfork child, which
+/// shares our memory and must not touch it.
+static OWN_PID: AtomicU32 = AtomicU32::new(0);
+static FREERES_DONE: AtomicU32 = AtomicU32::new(0);
 
 #[inline(always)]
 pub fn mode() -> u8 {
@@ -100,6 +104,7 @@ fn setup() -> u8 {
         return PASSTHROUGH;
     }
     SHM.store(shm, Ordering::Relaxed);
+    OWN_PID.store(pid, Ordering::Relaxed);
     TRACER.store(h.tracer_pid.load(Ordering::Relaxed), Ordering::Relaxed);
     DEPTH.store(h.depth.load(Ordering::Relaxed).clamp(1, wire::MAX_FRAMES as u32), Ordering::Relaxed);
     FREELIST_VOL.store(h.freelist_vol.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -228,12 +233,29 @@ extern "C" fn atfork_child() {
             (*(*s).thread).writer = None;
         }
     }
+    OWN_PID.store(sys::getpid(), Ordering::Relaxed);
+    FREERES_DONE.store(0, Ordering::Relaxed);
 }
 
 /// At exit, after the program's atexit handlers: release what glibc and libstdc++ keep for the
 /// life of the process, as Valgrind does (--run-libc-freeres, --run-cxx-freeres), so that only
 /// the program's own blocks remain at exit.
 extern "C" fn at_exit(_: *mut c_void) {
+    run_freeres();
+}
+
+/// `_exit` called by the program (a fork child, typically): Valgrind runs the freeres hooks
+/// then too. Not in a vfork child, which shares the parent's memory.
+pub fn before_exit() {
+    if MODE.load(Ordering::Acquire) == ACTIVE && OWN_PID.load(Ordering::Relaxed) == sys::getpid() {
+        run_freeres();
+    }
+}
+
+fn run_freeres() {
+    if FREERES_DONE.swap(1, Ordering::AcqRel) != 0 {
+        return;
+    }
     // What glibc allocates inside dlsym and freeres is its own business: not recorded. The
     // blocks it frees are (as frees with an unknown stack).
     let _g = tls::Guard::enter();

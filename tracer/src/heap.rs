@@ -103,9 +103,20 @@ impl Heap {
         Heap { freelist_vol, ..Default::default() }
     }
 
-    /// The heap a fork child starts with: its parent's live blocks, nothing else.
+    /// The heap a fork child starts with: its parent's live blocks and, as Valgrind's counters
+    /// are in the memory the child copies, the parent's totals so far; not its errors.
     pub fn fork_child(&self) -> Heap {
-        Heap { live: self.live.clone(), shadowed: self.shadowed.clone(), freelist_vol: self.freelist_vol, ..Default::default() }
+        Heap {
+            live: self.live.clone(),
+            shadowed: self.shadowed.clone(),
+            freed: self.freed.clone(),
+            freed_bytes: self.freed_bytes,
+            freelist_vol: self.freelist_vol,
+            allocs: self.allocs,
+            frees: self.frees,
+            bytes_allocated: self.bytes_allocated,
+            ..Default::default()
+        }
     }
 
     pub fn alloc(&mut self, b: LiveBlock) {

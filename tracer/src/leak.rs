@@ -122,6 +122,9 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
 
     // Registers.
     for (_, regs) in &snap.threads {
+        if std::env::var_os("MEMCHECK_DEBUG_ROOTS").is_some() {
+            eprintln!("regs {regs:x?}");
+        }
         for &r in regs {
             scan.push(r, true);
         }
@@ -159,11 +162,16 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
             off += len;
         }
     }
+    let dbg = std::env::var_os("MEMCHECK_DEBUG_ROOTS").is_some();
     for piece in pieces {
         let mut buf = Vec::new();
         mem::read_ranges(snap.pid, &[piece], &mut buf);
-        for c in buf.chunks_exact(8) {
-            scan.push(u64::from_ne_bytes(c.try_into().expect("8 bytes")), true);
+        for (k, c) in buf.chunks_exact(8).enumerate() {
+            let v = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+            if dbg && scan.find(v).is_some() {
+                eprintln!("root {:#x} -> {v:#x}", piece.0 + 8 * k as u64);
+            }
+            scan.push(v, true);
         }
         scan.drain();
     }

@@ -302,6 +302,7 @@ impl<'a> Tracer<'a> {
                 } else {
                     self.expected.insert(new);
                 }
+                self.resume(tid, None);
             }
             libc::PTRACE_EVENT_EXEC => {
                 // The exec'ing thread is now the leader; every other thread is gone.
