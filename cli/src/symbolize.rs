@@ -43,8 +43,8 @@ impl Frame {
 
 struct ModuleDebug {
     loader: Option<addr2line::Loader>,
-    /// (file offset, file size, virtual address) of each PT_LOAD segment.
-    segments: Vec<(u64, u64, u64)>,
+    /// (file offset, file size, virtual address, memory size) of each PT_LOAD segment.
+    segments: Vec<(u64, u64, u64, u64)>,
     /// Dynamic symbols (name, address), for finding the shim's entry points.
     exports: HashMap<String, u64>,
 }
@@ -72,7 +72,7 @@ impl Symbolizer {
         let obj = object::File::parse(&*data).ok()?;
         let segments = obj.segments().map(|s| {
             let (off, size) = s.file_range();
-            (off, size, s.address())
+            (off, size, s.address(), s.size())
         }).collect();
         let exports = obj
             .exports()
@@ -131,7 +131,7 @@ impl Symbolizer {
         let object = Some(module.path.display().to_string());
         let base = Frame { ip, object: object.clone(), offset: Some(file_off), ..Default::default() };
         let Some(dbg) = self.module_debug(&module.path) else { return vec![base] };
-        let Some(svma) = dbg.segments.iter().find(|&&(o, s, _)| o <= file_off && file_off < o + s).map(|&(o, _, a)| file_off - o + a) else {
+        let Some(svma) = dbg.segments.iter().find(|&&(o, s, _, _)| o <= file_off && file_off < o + s).map(|&(o, _, a, _)| file_off - o + a) else {
             return vec![base];
         };
         let Some(loader) = &dbg.loader else { return vec![base] };
@@ -174,7 +174,7 @@ impl Symbolizer {
         let module = modules.iter().find(|m| m.path == path)?;
         let dbg = self.module_debug(path)?;
         let svma = *dbg.exports.get(name)?;
-        let (o, _, a) = dbg.segments.iter().find(|&&(_, s, a)| a <= svma && svma < a + s)?;
+        let (o, _, a, _) = dbg.segments.iter().find(|&&(_, s, a, _)| a <= svma && svma < a + s)?;
         let file_off = svma - a + o;
         module.mappings.iter().find(|m| m.offset <= file_off && file_off < m.offset + (m.end - m.start)).map(|m| m.start + file_off - m.offset)
     }
@@ -184,7 +184,8 @@ impl Symbolizer {
         let data = std::fs::read(path).ok()?;
         let obj = object::File::parse(&*data).ok()?;
         let dbg = self.module_debug(path)?;
-        let svma = dbg.segments.iter().find(|&&(o, s, _)| o <= file_off && file_off < o + s).map(|&(o, _, a)| file_off - o + a)?;
+        // .bss lies past the file size of its segment: look up by memory size.
+        let svma = dbg.segments.iter().find(|&&(o, _, _, m)| o <= file_off && file_off < o + m).map(|&(o, _, a, _)| file_off - o + a)?;
         use object::ObjectSymbol;
         obj.symbols()
             .chain(obj.dynamic_symbols())

@@ -54,7 +54,11 @@ fn record_alloc(st: &mut tls::ThreadState, p: *mut c_void, size: usize, func: Fu
 }
 
 fn record_free(st: &mut tls::ThreadState, kind: Kind, addr: u64, func: Func, stack: u32, flags: u32) -> Result<(), Lost> {
-    let rec = wire::Free { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr, stack, func: func as u32, flags, _pad: 0 };
+    record_free_sized(st, kind, addr, 0, func, stack, flags)
+}
+
+fn record_free_sized(st: &mut tls::ThreadState, kind: Kind, addr: u64, size: usize, func: Func, stack: u32, flags: u32) -> Result<(), Lost> {
+    let rec = wire::Free { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr, size: size as u64, stack, func: func as u32, flags, _pad: 0 };
     // SAFETY: Free is plain old data.
     let b = unsafe { as_bytes(&rec) };
     match st.writer.as_mut() {
@@ -121,13 +125,13 @@ fn release(b: Block) {
     }
 }
 
-/// Records a bad deallocation of `p` by `func`.
-fn bad_free(p: *mut c_void, func: Func, flags: u32, record: bool) {
+/// Records a bad deallocation of `p` by `func` (`size`: what a bad realloc asked for).
+fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool) {
     if !record {
         return;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st).and_then(|id| record_free(st, Kind::BadFree, p as u64, func, id, flags));
+        let r = stack_id(st).and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
         if let Err(e) = r {
             lost(e);
         }
@@ -160,8 +164,8 @@ pub fn dealloc(p: *mut c_void, func: Func) {
             }
             release(b);
         }
-        Some(_) => bad_free(p, func, wire::BAD_DOUBLE, record),
-        None => bad_free(p, func, wire::BAD_UNKNOWN, record),
+        Some(_) => bad_free(p, 0, func, wire::BAD_DOUBLE, record),
+        None => bad_free(p, 0, func, wire::BAD_UNKNOWN, record),
     }
 }
 
@@ -181,11 +185,11 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func) -> *mut c_void {
     let old = match block::lookup(p) {
         Some(b) if !b.is_freed() => b,
         Some(_) => {
-            bad_free(p, func, wire::BAD_DOUBLE, record);
+            bad_free(p, size, func, wire::BAD_DOUBLE, record);
             return core::ptr::null_mut();
         }
         None => {
-            bad_free(p, func, wire::BAD_UNKNOWN, record);
+            bad_free(p, size, func, wire::BAD_UNKNOWN, record);
             return core::ptr::null_mut();
         }
     };

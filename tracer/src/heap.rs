@@ -205,9 +205,13 @@ impl Heap {
     }
 
     /// A deallocation of an address that is no live block.
-    pub fn bad_free(&mut self, addr: u64, func: Func, stack: u32, tid: u32) {
-        // Valgrind counts every call as a free, valid or not.
+    pub fn bad_free(&mut self, addr: u64, size: u64, func: Func, stack: u32, tid: u32) {
+        // Valgrind counts every call as a free, valid or not, and a realloc as an allocation too.
         self.frees += 1;
+        if matches!(func, Func::Realloc | Func::Reallocarray) {
+            self.allocs += 1;
+            self.bytes_allocated += size;
+        }
         if let Some(&i) = self.error_index.get(&(ErrorKind::InvalidFree, stack)) {
             self.errors[i].count += 1;
             return;
@@ -308,8 +312,8 @@ mod tests {
         h.free(0x1000, 2, Func::Delete, 9, 1);
         assert_eq!(h.errors().len(), 1);
         assert_eq!(h.errors()[0].kind, ErrorKind::MismatchedFree);
-        h.bad_free(0x1000, Func::Free, 8, 1);
-        h.bad_free(0x1000, Func::Free, 8, 1);
+        h.bad_free(0x1000, 0, Func::Free, 8, 1);
+        h.bad_free(0x1000, 0, Func::Free, 8, 1);
         assert_eq!(h.errors().len(), 2);
         assert_eq!(h.errors()[1].count, 2);
         assert!(matches!(h.errors()[1].what, AddrDescription::Freed { .. }));

@@ -82,7 +82,7 @@ impl Proc {
             Record::BadFree(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
                 let before = self.heap.errors().len();
-                self.heap.bad_free(f.addr, func, f.stack, tid);
+                self.heap.bad_free(f.addr, f.size, func, f.stack, tid);
                 if self.heap.errors().len() > before {
                     let e = self.heap.errors_mut().last_mut().expect("just added");
                     if matches!(e.what, AddrDescription::Unknown) {

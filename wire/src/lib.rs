@@ -19,7 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of everything in this crate; the tracer refuses a shim of another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// First word of the shared memory.
 pub const MAGIC: u64 = 0x4b43_4843_4d45_4d31; // "1MEMCHCK"
 
@@ -172,6 +172,8 @@ pub struct Alloc {
 pub struct Free {
     pub seq: u64,
     pub addr: u64,
+    /// For a bad `realloc`: the size asked for (Valgrind counts it as allocated).
+    pub size: u64,
     pub stack: u32,
     pub func: u32,
     /// For [`Kind::BadFree`]: one of the `BAD_*` constants.
@@ -186,7 +188,7 @@ pub const BAD_UNKNOWN: u32 = 2;
 
 const _: () = assert!(size_of::<RecordHeader>() == 8);
 const _: () = assert!(size_of::<Alloc>() == 32);
-const _: () = assert!(size_of::<Free>() == 32);
+const _: () = assert!(size_of::<Free>() == 40);
 const _: () = assert!(size_of::<ThreadStart>() == 8);
 const _: () = assert!(size_of::<StackDef>() == 8);
 
