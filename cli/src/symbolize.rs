@@ -30,17 +30,6 @@ pub struct Frame {
     pub inlined: bool,
 }
 
-impl Frame {
-    /// The source path, directory included.
-    pub fn path(&self) -> Option<String> {
-        match (&self.dir, &self.file) {
-            (Some(d), Some(f)) => Some(format!("{d}/{f}")),
-            (None, Some(f)) => Some(f.clone()),
-            _ => None,
-        }
-    }
-}
-
 struct ModuleDebug {
     loader: Option<addr2line::Loader>,
     /// (file offset, file size, virtual address, memory size) of each PT_LOAD segment.

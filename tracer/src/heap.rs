@@ -7,6 +7,7 @@
 //! address whose allocation has the greatest key below the free's.
 
 use memcheck_wire::{Family, Func};
+use crate::hash::AddrMap;
 use std::collections::{HashMap, VecDeque};
 
 /// A block still allocated.
@@ -83,11 +84,11 @@ pub struct HeapTotals {
 
 #[derive(Clone, Debug, Default)]
 pub struct Heap {
-    live: HashMap<u64, LiveBlock>,
+    live: AddrMap<u64, LiveBlock>,
     /// Older blocks at an address whose free has not arrived yet (rare: cross-thread reuse).
-    shadowed: HashMap<u64, Vec<LiveBlock>>,
+    shadowed: AddrMap<u64, Vec<LiveBlock>>,
     /// Frees whose allocation has not arrived yet (rare), by address: their order keys.
-    pending: HashMap<u64, Vec<(u64, Func, u32)>>,
+    pending: AddrMap<u64, Vec<(u64, Func, u32)>>,
     freed: VecDeque<FreedBlock>,
     freed_bytes: u64,
     freelist_vol: u64,
@@ -319,6 +320,7 @@ mod tests {
         assert!(matches!(h.errors()[1].what, AddrDescription::Freed { .. }));
         assert_eq!(h.totals().in_use_blocks, 0);
         assert_eq!(h.totals().allocs, 1);
-        assert_eq!(h.totals().frees, 1);
+        // Valgrind counts the invalid calls as frees too.
+        assert_eq!(h.totals().frees, 3);
     }
 }

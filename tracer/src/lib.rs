@@ -4,6 +4,7 @@
 //! take the list of blocks still allocated. Symbolisation and reporting are the caller's.
 
 mod error;
+mod hash;
 mod heap;
 mod launch;
 mod leak;
