@@ -125,3 +125,26 @@ fn leak_check_summary_is_the_default_and_full_shows_records() {
     assert!(r.stderr.contains("42 bytes in 1 blocks are definitely lost in loss record 1 of 1"), "{}", r.stderr);
     assert!(r.stderr.contains(": main (simple_leak.c:"), "{}", r.stderr);
 }
+
+#[test]
+fn separate_debug_file_through_gnu_debuglink() {
+    // Debug information moved to a separate file, as distributions ship it: the executable is
+    // stripped of DWARF and points at its debug file with .gnu_debuglink.
+    let built = fixture("simple_leak");
+    let exe = scratch("stripped_leak");
+    let dbg = scratch("stripped_leak.debug");
+    std::fs::copy(&built, &exe).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let st = Command::new("objcopy").args(args).status().unwrap();
+        assert!(st.success(), "objcopy {args:?}");
+    };
+    run(&["--only-keep-debug".as_ref(), exe.as_os_str(), dbg.as_os_str()]);
+    run(&["--strip-debug".as_ref(), exe.as_os_str()]);
+    let link = format!("--add-gnu-debuglink={}", dbg.display());
+    run(&[link.as_ref(), exe.as_os_str()]);
+    let r = memcheck(&["--leak-check=full"], &exe, &[], b"");
+    let l = &r.root()["leaks"][0]["stack"];
+    let main = l.as_array().unwrap().iter().find(|f| f["function"] == "main").expect("main symbolised");
+    assert_eq!(main["file"], "simple_leak.c");
+    assert_eq!(main["line"], line_of("simple_leak", "/* the leak */"));
+}
