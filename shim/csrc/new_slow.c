@@ -6,7 +6,7 @@
 
 #define RTLD_DEFAULT ((void *)0)
 extern void *dlsym(void *handle, const char *name);
-extern void *memcheck_new_fast(size_t size, size_t align, unsigned func, int nothrow);
+extern void *memcheck_new_fast(size_t size, size_t align, unsigned func, int nothrow, size_t sp, size_t bp);
 
 typedef void (*handler_t)(void);
 
@@ -17,7 +17,7 @@ void *memcheck_new_slow(size_t size, size_t align, unsigned func, int nothrow) {
         if (!h)
             break;
         h();
-        void *p = memcheck_new_fast(size, align, func, nothrow);
+        void *p = memcheck_new_fast(size, align, func, nothrow, 0, 0);
         if (p)
             return p;
     }

@@ -208,10 +208,19 @@ pub fn stack_bounds(st: &mut ThreadState) {
     }
 }
 
-/// Captures the caller's stack (the shim's own frames skipped) into `st.frames`, at most
-/// `depth` frames; returns how many.
+/// Where the program called the shim: the stack pointer at the entry of the exported hook (the
+/// return address is at `sp`) and the frame-pointer register then. `sp == 0`: unknown (the
+/// capture then unwinds through the shim's own frames first).
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub sp: u64,
+    pub bp: u64,
+}
+
+/// Captures the caller's stack (never the shim's own frames) into `st.frames`, at most `depth`
+/// frames; returns how many.
 #[inline(never)]
-pub fn capture(st: &mut ThreadState, depth: usize) -> usize {
+pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
     if !ready() {
         return 0;
     }
@@ -226,10 +235,15 @@ pub fn capture(st: &mut ThreadState, depth: usize) -> usize {
             return 0;
         }
     }
-    let (rip, rsp, rbp): (u64, u64, u64);
+    let (rip, mut rsp, mut rbp): (u64, u64, u64);
     // SAFETY: reads registers only.
     unsafe {
         core::arch::asm!("lea {0}, [rip]", "mov {1}, rsp", "mov {2}, rbp", out(reg) rip, out(reg) rsp, out(reg) rbp, options(nomem, nostack, preserves_flags));
+    }
+    let fast = caller.sp != 0 && caller.sp > rsp;
+    if fast {
+        rsp = caller.sp;
+        rbp = caller.bp;
     }
     let (lo, hi) = if st.stack_lo <= rsp && rsp < st.stack_hi {
         (rsp, st.stack_hi)
@@ -245,15 +259,34 @@ pub fn capture(st: &mut ThreadState, depth: usize) -> usize {
             Err(())
         }
     };
-    let shim = SHIM_LO.load(Ordering::Relaxed)..SHIM_HI.load(Ordering::Relaxed);
     let depth = depth.min(st.frames.len());
+    // SAFETY: builds are never freed.
+    let built = unsafe { &*unw };
     let mut n = 0;
-    let mut in_shim = true;
     let mut missed = false;
-    {
-        // SAFETY: builds are never freed.
-        let unw = unsafe { &(*unw).unw };
-        let mut it = unw.iter_frames(rip, UnwindRegsX86_64::new(rip, rsp, rbp), &mut st.cache, &mut read);
+    if fast {
+        // Start at the hook's return address: the caller's state after the return is
+        // sp = entry sp + 8, with the entry's frame-pointer register.
+        let Ok(ra) = read(rsp) else { return 0 };
+        let mut regs = UnwindRegsX86_64::new(ra, rsp + 8, rbp);
+        let mut addr = ra;
+        while n < depth {
+            st.frames[n] = addr;
+            n += 1;
+            let Some(fa) = FrameAddress::from_return_address(addr) else { break };
+            match built.unw.unwind_frame(fa, &mut regs, &mut st.cache, &mut read) {
+                Ok(Some(next)) if next != 0 => addr = next,
+                Ok(_) => break,
+                Err(_) => {
+                    missed = true;
+                    break;
+                }
+            }
+        }
+    } else {
+        let shim = SHIM_LO.load(Ordering::Relaxed)..SHIM_HI.load(Ordering::Relaxed);
+        let mut in_shim = true;
+        let mut it = built.unw.iter_frames(rip, UnwindRegsX86_64::new(rip, rsp, rbp), &mut st.cache, &mut read);
         loop {
             match it.next() {
                 Ok(Some(f)) => {
@@ -279,8 +312,7 @@ pub fn capture(st: &mut ThreadState, depth: usize) -> usize {
             }
         }
     }
-    // SAFETY: builds are never freed.
-    if missed && n > 0 && unsafe { !(*unw).ranges.iter().any(|&(a, b)| a <= st.frames[n - 1] && st.frames[n - 1] < b) } {
+    if missed && n > 0 && !built.ranges.iter().any(|&(a, b)| a <= st.frames[n - 1] && st.frames[n - 1] < b) {
         rebuild_if_changed();
     }
     n

@@ -3,7 +3,8 @@
 use crate::block::{self, Block};
 use crate::channel::{as_bytes, Lost};
 use crate::init::{self, ACTIVE, PASSTHROUGH};
-use crate::{backtrace, real, stacks, tls};
+use crate::backtrace::{self, Caller};
+use crate::{real, stacks, tls};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 use memcheck_wire::{self as wire, Family, Func, Kind};
@@ -21,8 +22,8 @@ fn family_code(f: Family) -> u32 {
 
 /// Captures the current stack, interns it and sends it if new; returns its id (0: none).
 #[inline]
-fn stack_id(st: &mut tls::ThreadState) -> Result<u32, Lost> {
-    let n = backtrace::capture(st, init::depth());
+fn stack_id(st: &mut tls::ThreadState, caller: Caller) -> Result<u32, Lost> {
+    let n = backtrace::capture(st, init::depth(), caller);
     let (id, new) = stacks::intern(&st.frames[..n]);
     if new {
         let def = wire::StackDef { id, nframes: n as u32 };
@@ -69,7 +70,7 @@ fn record_free_sized(st: &mut tls::ThreadState, kind: Kind, addr: u64, size: usi
 
 /// Allocates for `func`; null on failure (errno set by glibc).
 #[inline]
-pub fn alloc(size: usize, align: usize, zero: bool, func: Func) -> *mut c_void {
+pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) -> *mut c_void {
     let mode = init::mode();
     if mode == PASSTHROUGH {
         return raw_alloc(size, align, zero);
@@ -81,7 +82,7 @@ pub fn alloc(size: usize, align: usize, zero: bool, func: Func) -> *mut c_void {
         return p;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st).and_then(|id| record_alloc(st, p, size, func, id));
+        let r = stack_id(st, caller).and_then(|id| record_alloc(st, p, size, func, id));
         if let Err(e) = r {
             lost(e);
         }
@@ -126,12 +127,12 @@ fn release(b: Block) {
 }
 
 /// Records a bad deallocation of `p` by `func` (`size`: what a bad realloc asked for).
-fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool) {
+fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool, caller: Caller) {
     if !record {
         return;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st).and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
+        let r = stack_id(st, caller).and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
         if let Err(e) = r {
             lost(e);
         }
@@ -140,7 +141,7 @@ fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool) {
 
 /// Deallocates `p` for `func` (free, or one of the delete operators).
 #[inline]
-pub fn dealloc(p: *mut c_void, func: Func) {
+pub fn dealloc(p: *mut c_void, func: Func, caller: Caller) {
     if p.is_null() {
         return;
     }
@@ -156,7 +157,7 @@ pub fn dealloc(p: *mut c_void, func: Func) {
         Some(b) if !b.is_freed() => {
             if b.tracked() && mode == ACTIVE {
                 if let Some(st) = init::thread_state() {
-                    let id = if outer { stack_id(st) } else { Ok(0) };
+                    let id = if outer { stack_id(st, caller) } else { Ok(0) };
                     if let Err(e) = id.and_then(|id| record_free(st, Kind::Free, p as u64, func, id, 0)) {
                         lost(e);
                     }
@@ -164,16 +165,16 @@ pub fn dealloc(p: *mut c_void, func: Func) {
             }
             release(b);
         }
-        Some(_) => bad_free(p, 0, func, wire::BAD_DOUBLE, record),
-        None => bad_free(p, 0, func, wire::BAD_UNKNOWN, record),
+        Some(_) => bad_free(p, 0, func, wire::BAD_DOUBLE, record, caller),
+        None => bad_free(p, 0, func, wire::BAD_UNKNOWN, record, caller),
     }
 }
 
 /// realloc / reallocarray: always moves the block, as Valgrind does, so that a stale pointer to
 /// the old block is caught.
-pub fn realloc(p: *mut c_void, size: usize, func: Func) -> *mut c_void {
+pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut c_void {
     if p.is_null() {
-        return alloc(size, 16, false, func);
+        return alloc(size, 16, false, func, caller);
     }
     let mode = init::mode();
     if mode == PASSTHROUGH {
@@ -185,18 +186,18 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func) -> *mut c_void {
     let old = match block::lookup(p) {
         Some(b) if !b.is_freed() => b,
         Some(_) => {
-            bad_free(p, size, func, wire::BAD_DOUBLE, record);
+            bad_free(p, size, func, wire::BAD_DOUBLE, record, caller);
             return core::ptr::null_mut();
         }
         None => {
-            bad_free(p, size, func, wire::BAD_UNKNOWN, record);
+            bad_free(p, size, func, wire::BAD_UNKNOWN, record, caller);
             return core::ptr::null_mut();
         }
     };
     let tracked = old.tracked() && mode == ACTIVE;
     if size == 0 {
         drop(g);
-        dealloc(p, func);
+        dealloc(p, func, caller);
         return core::ptr::null_mut();
     }
     let new = block::alloc(size, 16, false, family_code(Family::Malloc), record);
@@ -207,7 +208,7 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func) -> *mut c_void {
     unsafe { core::ptr::copy_nonoverlapping(p as *const u8, new as *mut u8, old.size.min(size)) };
     if tracked || record {
         if let Some(st) = init::thread_state() {
-            let id = if outer { stack_id(st) } else { Ok(0) };
+            let id = if outer { stack_id(st, caller) } else { Ok(0) };
             let r = id.and_then(|id| {
                 if tracked {
                     record_free(st, Kind::Free, p as u64, func, id, 0)?;
