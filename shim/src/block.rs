@@ -133,9 +133,5 @@ fn readable(addr: usize) -> bool {
     let mut buf = [0u8; 16];
     let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: 16 };
     let remote = libc::iovec { iov_base: addr as *mut c_void, iov_len: 16 };
-    // SAFETY: process_vm_readv on our own pid copies into buf or fails with EFAULT.
-    let n = unsafe {
-        libc::syscall(libc::SYS_process_vm_readv, crate::sys::getpid() as i64, &local as *const _, 1, &remote as *const _, 1, 0)
-    };
-    n == 16
+    crate::sys::read_own_memory(&local, &remote) == 16
 }

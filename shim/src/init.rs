@@ -100,7 +100,7 @@ fn setup() -> u8 {
     let traced = unsafe { wire::pid_is_traced(shm.add(wire::BITMAP_OFFSET), pid) };
     if h.magic.load(Ordering::Acquire) != wire::MAGIC || h.version.load(Ordering::Relaxed) != wire::PROTOCOL_VERSION || !traced {
         // SAFETY: unmapping our own mapping.
-        unsafe { libc::syscall(libc::SYS_munmap, shm, wire::SHM_SIZE) };
+        unsafe { libc::munmap(shm as *mut c_void, wire::SHM_SIZE) };
         return PASSTHROUGH;
     }
     SHM.store(shm, Ordering::Relaxed);

@@ -103,3 +103,14 @@ pub fn exit_group(code: i32) -> ! {
         unsafe { syscall6(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]) };
     }
 }
+
+/// process_vm_readv on our own pid: copies one iovec, or fails (EFAULT) without faulting.
+pub fn read_own_memory(local: &libc::iovec, remote: &libc::iovec) -> i64 {
+    // SAFETY: both iovecs live across the call; local is writable for its length.
+    unsafe {
+        syscall6(
+            libc::SYS_process_vm_readv,
+            [getpid() as u64, local as *const _ as u64, 1, remote as *const _ as u64, 1, 0],
+        )
+    }
+}
