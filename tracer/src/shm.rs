@@ -148,8 +148,11 @@ impl Shm {
         }
         r.read_pos.store(pos, Ordering::Release);
         if r.writer_waiting.swap(0, Ordering::AcqRel) != 0 {
-            // SAFETY: waking futex waiters on a word of the shared mapping.
-            unsafe { libc::syscall(libc::SYS_futex, r.writer_waiting.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+            // SAFETY: waking futex waiters on a word of the shared mapping. syscall() is
+            // variadic: every argument is passed as a full 64-bit value.
+            unsafe {
+                libc::syscall(libc::SYS_futex, r.writer_waiting.as_ptr() as libc::c_long, libc::FUTEX_WAKE as libc::c_long, i32::MAX as libc::c_long, 0 as libc::c_long, 0 as libc::c_long, 0 as libc::c_long)
+            };
         }
         n
     }
