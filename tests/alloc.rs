@@ -15,7 +15,12 @@ fn definitely_lost_in<'a>(p: &'a serde_json::Value, function: &str) -> &'a serde
 fn every_c_allocation_function_is_tracked() {
     let prog = fixture("alloc_funcs");
     let r = memcheck(&["--leak-check=full"], &prog, &[], b"");
-    assert_eq!(r.code, Some(0), "the fixture's own checks failed:\n{}", r.stderr);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "the fixture's own checks failed:\n{}",
+        r.stderr
+    );
     let p = r.root();
     for (func, alloc, size) in [
         ("leak_malloc", "malloc", 101),
@@ -42,20 +47,18 @@ fn every_c_allocation_function_is_tracked() {
         let l = definitely_lost_in(p, func);
         assert!(l["bytes"].as_u64().unwrap() > 0);
     }
-    assert_eq!(p["errors"].as_array().unwrap().len(), 0, "{:#?}", p["errors"]);
+    assert_eq!(
+        p["errors"].as_array().unwrap().len(),
+        0,
+        "{:#?}",
+        p["errors"]
+    );
 }
 
 #[test]
 fn heap_summary_equals_valgrinds() {
     let prog = fixture("alloc_funcs");
     let r = memcheck(&[], &prog, &["no-pvalloc"], b"");
-    let h = &r.root()["heap_summary"];
-    let ours = (
-        h["in_use_bytes"].as_u64().unwrap(),
-        h["in_use_blocks"].as_u64().unwrap(),
-        h["allocs"].as_u64().unwrap(),
-        h["frees"].as_u64().unwrap(),
-        h["bytes_allocated"].as_u64().unwrap(),
-    );
+    let ours = heap_summary(r.root());
     assert_eq!(ours, valgrind_heap_summary(&prog, &["no-pvalloc"]));
 }

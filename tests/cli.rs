@@ -25,8 +25,14 @@ fn expect_usage_error(cmd: &mut Command, needle: &str) {
 
 #[test]
 fn missing_program() {
-    expect_usage_error(Command::new(memcheck_bin()).arg("./does-not-exist"), "no such file");
-    expect_usage_error(Command::new(memcheck_bin()).arg("no-such-command-anywhere"), "not found in PATH");
+    expect_usage_error(
+        Command::new(memcheck_bin()).arg("./does-not-exist"),
+        "no such file",
+    );
+    expect_usage_error(
+        Command::new(memcheck_bin()).arg("no-such-command-anywhere"),
+        "not found in PATH",
+    );
 }
 
 #[test]
@@ -36,13 +42,21 @@ fn not_executable_and_not_elf() {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     expect_usage_error(Command::new(memcheck_bin()).arg(&p), "not executable");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    expect_usage_error(Command::new(memcheck_bin()).arg(&p), "not an ELF executable nor a #! script");
+    expect_usage_error(
+        Command::new(memcheck_bin()).arg(&p),
+        "not an ELF executable nor a #! script",
+    );
 }
 
 #[test]
 fn static_binary() {
     let out = scratch("static_leak");
-    let st = Command::new("gcc").args(["-static", "-o"]).arg(&out).arg(root().join("tests/fixtures/c/simple_leak.c")).status().unwrap();
+    let st = Command::new("gcc")
+        .args(["-static", "-o"])
+        .arg(&out)
+        .arg(root().join("tests/fixtures/c/simple_leak.c"))
+        .status()
+        .unwrap();
     assert!(st.success());
     expect_usage_error(Command::new(memcheck_bin()).arg(&out), "statically linked");
 }
@@ -60,54 +74,112 @@ fn setuid_binary() {
 fn ptrace_not_permitted() {
     let deny = fixture("deny_ptrace");
     let prog = fixture("simple_leak");
-    expect_usage_error(Command::new(deny).arg(memcheck_bin()).arg(&prog), "ptrace is not permitted");
+    expect_usage_error(
+        Command::new(deny).arg(memcheck_bin()).arg(&prog),
+        "ptrace is not permitted",
+    );
 }
 
 #[test]
 fn script_interpreter_is_traced() {
     let interp = fixture("simple_leak");
     let script = scratch("leaky-script");
-    std::fs::write(&script, format!("#!{}\nthis line is for the interpreter\n", interp.display())).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!{}\nthis line is for the interpreter\n", interp.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let r = memcheck(&["--leak-check=full"], &script, &[], b"");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let p = r.root();
-    assert_eq!(p["leak_summary"]["definitely_lost"]["bytes"], 42, "{:#?}", p);
+    assert_eq!(
+        p["leak_summary"]["definitely_lost"]["bytes"], 42,
+        "{:#?}",
+        p
+    );
 }
 
 #[test]
 fn inlined_frames_are_shown() {
     let prog = fixture("inlined");
     let r = memcheck(&[], &prog, &[], b"");
-    let l = &r.root()["leaks"].as_array().unwrap().iter().find(|l| l["bytes"] == 77).expect("the 77-byte leak")["stack"];
+    let l = &r.root()["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["bytes"] == 77)
+        .expect("the 77-byte leak")["stack"];
     let frames = l.as_array().unwrap();
-    let inl = frames.iter().find(|f| f["function"] == "make_buffer").expect("the inlined frame");
+    let inl = frames
+        .iter()
+        .find(|f| f["function"] == "make_buffer")
+        .expect("the inlined frame");
     assert_eq!(inl["inlined"], true);
     assert_eq!(inl["line"], line_of("inlined", "/* inlined allocation */"));
-    let outer = frames.iter().find(|f| f["function"] == "main").expect("main");
+    let outer = frames
+        .iter()
+        .find(|f| f["function"] == "main")
+        .expect("main");
     assert_eq!(outer["inlined"], false);
     assert_eq!(outer["ip"], inl["ip"]);
-    assert_eq!(outer["line"], line_of("inlined", "/* call of the inlined function */"));
+    assert_eq!(
+        outer["line"],
+        line_of("inlined", "/* call of the inlined function */")
+    );
 }
 
 #[test]
 fn shim_exports_only_its_hooks() {
     let shim = memcheck_bin().parent().unwrap().join("libmemcheck_shim.so");
-    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&shim).output().unwrap();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&shim)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let mut names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
     names.sort();
     let mut expected = vec![
-        "malloc", "calloc", "realloc", "reallocarray", "free", "cfree", "memalign", "aligned_alloc", "posix_memalign", "valloc",
-        "pvalloc", "malloc_usable_size", "dlclose", "_exit", "_Exit", "memcheck_new_fast",
+        "malloc",
+        "calloc",
+        "realloc",
+        "reallocarray",
+        "free",
+        "cfree",
+        "memalign",
+        "aligned_alloc",
+        "posix_memalign",
+        "valloc",
+        "pvalloc",
+        "malloc_usable_size",
+        "dlclose",
+        "_exit",
+        "_Exit",
+        "memcheck_new_fast",
     ];
     for op in ["_Znwm", "_Znam"] {
-        for suffix in ["", "RKSt9nothrow_t", "St11align_val_t", "St11align_val_tRKSt9nothrow_t"] {
+        for suffix in [
+            "",
+            "RKSt9nothrow_t",
+            "St11align_val_t",
+            "St11align_val_tRKSt9nothrow_t",
+        ] {
             expected.push(Box::leak(format!("{op}{suffix}").into_boxed_str()));
         }
     }
     for op in ["_ZdlPv", "_ZdaPv"] {
-        for suffix in ["", "m", "RKSt9nothrow_t", "St11align_val_t", "mSt11align_val_t", "St11align_val_tRKSt9nothrow_t"] {
+        for suffix in [
+            "",
+            "m",
+            "RKSt9nothrow_t",
+            "St11align_val_t",
+            "mSt11align_val_t",
+            "St11align_val_tRKSt9nothrow_t",
+        ] {
             expected.push(Box::leak(format!("{op}{suffix}").into_boxed_str()));
         }
     }
@@ -119,10 +191,19 @@ fn shim_exports_only_its_hooks() {
 fn leak_check_summary_is_the_default_and_full_shows_records() {
     let prog = fixture("simple_leak");
     let r = memcheck(&[], &prog, &[], b"");
-    assert!(r.stderr.contains("definitely lost: 42 bytes in 1 blocks"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("definitely lost: 42 bytes in 1 blocks"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("in loss record"), "{}", r.stderr);
     let r = memcheck(&["--leak-check=full"], &prog, &[], b"");
-    assert!(r.stderr.contains("42 bytes in 1 blocks are definitely lost in loss record 1 of 1"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("42 bytes in 1 blocks are definitely lost in loss record 1 of 1"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains(": main (simple_leak.c:"), "{}", r.stderr);
 }
 
@@ -138,13 +219,22 @@ fn separate_debug_file_through_gnu_debuglink() {
         let st = Command::new("objcopy").args(args).status().unwrap();
         assert!(st.success(), "objcopy {args:?}");
     };
-    run(&["--only-keep-debug".as_ref(), exe.as_os_str(), dbg.as_os_str()]);
+    run(&[
+        "--only-keep-debug".as_ref(),
+        exe.as_os_str(),
+        dbg.as_os_str(),
+    ]);
     run(&["--strip-debug".as_ref(), exe.as_os_str()]);
     let link = format!("--add-gnu-debuglink={}", dbg.display());
     run(&[link.as_ref(), exe.as_os_str()]);
     let r = memcheck(&["--leak-check=full"], &exe, &[], b"");
     let l = &r.root()["leaks"][0]["stack"];
-    let main = l.as_array().unwrap().iter().find(|f| f["function"] == "main").expect("main symbolised");
+    let main = l
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "main")
+        .expect("main symbolised");
     assert_eq!(main["file"], "simple_leak.c");
     assert_eq!(main["line"], line_of("simple_leak", "/* the leak */"));
 }

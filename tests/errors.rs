@@ -6,7 +6,12 @@ use common::*;
 use serde_json::Value;
 
 fn error_in<'a>(p: &'a Value, function: &str) -> &'a Value {
-    let v: Vec<&Value> = p["errors"].as_array().unwrap().iter().filter(|e| functions(&e["stack"]).iter().any(|f| f == function)).collect();
+    let v: Vec<&Value> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| functions(&e["stack"]).iter().any(|f| f == function))
+        .collect();
     assert_eq!(v.len(), 1, "one error in {function}: {:#?}", p["errors"]);
     v[0]
 }
@@ -23,26 +28,59 @@ fn bad_frees_are_reported_and_survived() {
     assert_eq!(e["kind"], "InvalidFree");
     assert_eq!(e["count"], 3);
     assert_eq!(functions(&e["stack"])[0], "free");
-    assert_eq!(user_frame(&e["stack"]).unwrap().2, line_of("bad_frees", "free(p); /* double free */"));
+    assert_eq!(
+        user_frame(&e["stack"]).unwrap().2,
+        line_of("bad_frees", "free(p); /* double free */")
+    );
     let d = &e["address_description"];
     assert_eq!(d["kind"], "freed");
     assert_eq!(d["block_size"], 24);
     assert_eq!(d["offset"], 0);
-    assert!(d["text"].as_str().unwrap().ends_with("is 0 bytes inside a block of size 24 free'd"), "{}", d["text"]);
-    assert_eq!(user_frame(&d["free_stack"]).unwrap().2, line_of("bad_frees", "/* first free */"));
-    assert_eq!(user_frame(&d["alloc_stack"]).unwrap().2, line_of("bad_frees", "alloc of the double-freed block"));
+    assert!(
+        d["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("is 0 bytes inside a block of size 24 free'd"),
+        "{}",
+        d["text"]
+    );
+    assert_eq!(
+        user_frame(&d["free_stack"]).unwrap().2,
+        line_of("bad_frees", "/* first free */")
+    );
+    assert_eq!(
+        user_frame(&d["alloc_stack"]).unwrap().2,
+        line_of("bad_frees", "alloc of the double-freed block")
+    );
 
     let e = error_in(p, "free_stack");
     assert_eq!(e["address_description"]["kind"], "stack");
-    assert!(e["address_description"]["text"].as_str().unwrap().contains("on thread 1's stack"));
+    assert!(e["address_description"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("on thread 1's stack"));
 
     let e = error_in(p, "free_global");
     assert_eq!(e["address_description"]["kind"], "global");
-    assert!(e["address_description"]["text"].as_str().unwrap().contains("0 bytes inside data symbol \"global_buf\""), "{}", e["address_description"]["text"]);
+    assert!(
+        e["address_description"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("0 bytes inside data symbol \"global_buf\""),
+        "{}",
+        e["address_description"]["text"]
+    );
 
     let e = error_in(p, "free_interior");
     let d = &e["address_description"];
-    assert_eq!((d["kind"].as_str(), d["offset"].as_u64(), d["block_size"].as_u64()), (Some("live"), Some(8), Some(40)));
+    assert_eq!(
+        (
+            d["kind"].as_str(),
+            d["offset"].as_u64(),
+            d["block_size"].as_u64()
+        ),
+        (Some("live"), Some(8), Some(40))
+    );
 
     let e = error_in(p, "realloc_freed");
     assert_eq!(functions(&e["stack"])[0], "realloc");
@@ -53,7 +91,12 @@ fn bad_frees_are_reported_and_survived() {
     assert_eq!(e["address_description"]["kind"], "freed");
     assert_eq!(e["address_description"]["block_size"], 48);
 
-    assert_eq!(p["errors"].as_array().unwrap().len(), 6, "{:#?}", p["errors"]);
+    assert_eq!(
+        p["errors"].as_array().unwrap().len(),
+        6,
+        "{:#?}",
+        p["errors"]
+    );
     // Nothing leaked: the interior-freed block was freed properly afterwards.
     assert_eq!(p["heap_summary"]["in_use_blocks"], 0);
 }
@@ -62,8 +105,7 @@ fn bad_frees_are_reported_and_survived() {
 fn bad_frees_heap_summary_equals_valgrinds() {
     let prog = fixture("bad_frees");
     let r = memcheck(&[], &prog, &[], b"");
-    let h = &r.root()["heap_summary"];
-    let ours = (h["in_use_bytes"].as_u64().unwrap(), h["in_use_blocks"].as_u64().unwrap(), h["allocs"].as_u64().unwrap(), h["frees"].as_u64().unwrap(), h["bytes_allocated"].as_u64().unwrap());
+    let ours = heap_summary(r.root());
     assert_eq!(ours, valgrind_heap_summary(&prog, &[]));
 }
 
@@ -74,11 +116,39 @@ fn text_report_has_valgrinds_layout() {
     let pid = r.root()["pid"].as_u64().unwrap();
     let pfx = format!("=={pid}==");
     let lines: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with(&pfx)).collect();
-    assert!(lines.iter().any(|l| l.ends_with("Invalid free() / delete / delete[] / realloc()")), "{}", r.stderr);
-    assert!(lines.iter().any(|l| l.contains("    at 0x") && l.contains(": free (")), "{}", r.stderr);
-    assert!(lines.iter().any(|l| l.contains("    by 0x") && l.contains(": double_free (bad_frees.c:")), "{}", r.stderr);
-    assert!(lines.iter().any(|l| l.contains("  Block was alloc'd at")), "{}", r.stderr);
-    assert!(lines.iter().any(|l| l.contains("ERROR SUMMARY: 8 errors from 6 contexts")), "{}", r.stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("Invalid free() / delete / delete[] / realloc()")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("    at 0x") && l.contains(": free (")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("    by 0x") && l.contains(": double_free (bad_frees.c:")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("  Block was alloc'd at")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ERROR SUMMARY: 8 errors from 6 contexts")),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -91,33 +161,76 @@ fn cxx_operators_and_mismatches() {
     for (func, op, bytes) in [
         ("leak_new()", "operator new(unsigned long)", 8),
         ("leak_new_array()", "operator new[](unsigned long)", 40),
-        ("leak_new_nothrow()", "operator new(unsigned long, std::nothrow_t const&)", 8),
-        ("leak_new_aligned()", "operator new(unsigned long, std::align_val_t)", 64),
-        ("leak_new_array_aligned()", "operator new[](unsigned long, std::align_val_t)", 128),
-        ("shapes::Factory::make_leaked()", "operator new(unsigned long)", 24),
+        (
+            "leak_new_nothrow()",
+            "operator new(unsigned long, std::nothrow_t const&)",
+            8,
+        ),
+        (
+            "leak_new_aligned()",
+            "operator new(unsigned long, std::align_val_t)",
+            64,
+        ),
+        (
+            "leak_new_array_aligned()",
+            "operator new[](unsigned long, std::align_val_t)",
+            128,
+        ),
+        (
+            "shapes::Factory::make_leaked()",
+            "operator new(unsigned long)",
+            24,
+        ),
     ] {
         let v = leaks_in(p, func);
         assert_eq!(v.len(), 1, "{func}: {:#?}", p["leaks"]);
         assert_eq!(v[0]["bytes"], bytes, "{func}");
         assert_eq!(functions(&v[0]["stack"])[0], op, "{func}");
     }
-    let mism: Vec<&Value> = p["errors"].as_array().unwrap().iter().filter(|e| e["kind"] == "MismatchedFree").collect();
+    let mism: Vec<&Value> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "MismatchedFree")
+        .collect();
     assert_eq!(mism.len(), 4, "{:#?}", p["errors"]);
     for (dealloc, alloc, marker) in [
-        ("operator delete(void*, unsigned long)", "operator new[](unsigned long)", "/* alloc new[] */"),
-        ("operator delete(void*, unsigned long)", "malloc", "/* alloc malloc */"),
+        (
+            "operator delete(void*, unsigned long)",
+            "operator new[](unsigned long)",
+            "/* alloc new[] */",
+        ),
+        (
+            "operator delete(void*, unsigned long)",
+            "malloc",
+            "/* alloc malloc */",
+        ),
         ("free", "operator new(unsigned long)", "/* alloc new */"),
-        ("operator delete[](void*)", "operator new(unsigned long)", "/* alloc new 2 */"),
+        (
+            "operator delete[](void*)",
+            "operator new(unsigned long)",
+            "/* alloc new 2 */",
+        ),
     ] {
         let line = line_of("cxx_ops", marker);
         let e = mism
             .iter()
-            .find(|e| user_frame(&e["address_description"]["alloc_stack"]).map(|f| f.2) == Some(line))
+            .find(|e| {
+                user_frame(&e["address_description"]["alloc_stack"]).map(|f| f.2) == Some(line)
+            })
             .unwrap_or_else(|| panic!("no mismatch for {marker}"));
         assert_eq!(functions(&e["stack"])[0], dealloc, "{marker}");
-        assert_eq!(functions(&e["address_description"]["alloc_stack"])[0], alloc, "{marker}");
+        assert_eq!(
+            functions(&e["address_description"]["alloc_stack"])[0],
+            alloc,
+            "{marker}"
+        );
     }
     // Every other delete matched its new: no InvalidFree, and only the six leaks remain
     // (plus what the mismatched-but-freed blocks do not leave).
-    assert!(p["errors"].as_array().unwrap().iter().all(|e| e["kind"] == "MismatchedFree"));
+    assert!(p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["kind"] == "MismatchedFree"));
 }

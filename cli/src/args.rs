@@ -66,7 +66,11 @@ struct Cli {
     quiet: bool,
 
     /// The program to run, and its arguments.
-    #[arg(required = true, value_name = "PROGRAM [ARGS]...", allow_hyphen_values = true)]
+    #[arg(
+        required = true,
+        value_name = "PROGRAM [ARGS]...",
+        allow_hyphen_values = true
+    )]
     command: Vec<OsString>,
 }
 

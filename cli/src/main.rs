@@ -57,13 +57,17 @@ fn run(cfg: &args::Config) -> Result<ExitCode> {
     let mut sym = symbolize::Symbolizer::default();
     let report = report::build(cfg, &result, &mut sym, &shim);
     let mut out: Box<dyn Write> = match &cfg.log_file {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        ),
         None => Box::new(std::io::stderr().lock()),
     };
     report::text::write(&mut out, cfg, &report).or_else(ignore_broken_pipe)?;
     out.flush().or_else(ignore_broken_pipe)?;
     if let Some(p) = &cfg.json {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?);
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        );
         report::json::write(&mut f, &report)?;
         f.flush()?;
     }

@@ -59,13 +59,22 @@ impl Symbolizer {
     fn load(&self, path: &Path) -> Option<ModuleDebug> {
         let data = std::fs::read(path).ok()?;
         let obj = object::File::parse(&*data).ok()?;
-        let segments = obj.segments().map(|s| {
-            let (off, size) = s.file_range();
-            (off, size, s.address(), s.size())
-        }).collect();
+        let segments = obj
+            .segments()
+            .map(|s| {
+                let (off, size) = s.file_range();
+                (off, size, s.address(), s.size())
+            })
+            .collect();
         let exports = obj
             .exports()
-            .map(|v| v.into_iter().filter_map(|e| Some((std::str::from_utf8(e.name()).ok()?.to_string(), e.address()))).collect())
+            .map(|v| {
+                v.into_iter()
+                    .filter_map(|e| {
+                        Some((std::str::from_utf8(e.name()).ok()?.to_string(), e.address()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let has_dwarf = obj.section_by_name(".debug_info").is_some();
         let mut debug_file = None;
@@ -74,7 +83,10 @@ impl Symbolizer {
                 let hex = build_id_hex(id);
                 if hex.len() > 2 {
                     for root in self.debug_roots() {
-                        let p = root.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..]));
+                        let p = root
+                            .join(".build-id")
+                            .join(&hex[..2])
+                            .join(format!("{}.debug", &hex[2..]));
                         if p.is_file() {
                             debug_file = Some(p);
                             break;
@@ -96,10 +108,16 @@ impl Symbolizer {
             }
         }
         let loader = match &debug_file {
-            Some(d) => addr2line::Loader::new(d).ok().or_else(|| addr2line::Loader::new(path).ok()),
+            Some(d) => addr2line::Loader::new(d)
+                .ok()
+                .or_else(|| addr2line::Loader::new(path).ok()),
             None => addr2line::Loader::new(path).ok(),
         };
-        Some(ModuleDebug { loader, segments, exports })
+        Some(ModuleDebug {
+            loader,
+            segments,
+            exports,
+        })
     }
 
     fn module_debug(&mut self, path: &Path) -> Option<&ModuleDebug> {
@@ -113,40 +131,81 @@ impl Symbolizer {
     /// Symbolises one frame address. `return_address`: look up `ip - 1` (the call), as
     /// Valgrind does.
     pub fn frames(&mut self, modules: &[Module], ip: u64, return_address: bool) -> Vec<Frame> {
-        let probe_avma = if return_address { ip.saturating_sub(1) } else { ip };
-        let Some((module, file_off)) = modules.iter().find_map(|m| m.file_offset(probe_avma).map(|o| (m, o))) else {
-            return vec![Frame { ip, ..Default::default() }];
+        let probe_avma = if return_address {
+            ip.saturating_sub(1)
+        } else {
+            ip
+        };
+        let Some((module, file_off)) = modules
+            .iter()
+            .find_map(|m| m.file_offset(probe_avma).map(|o| (m, o)))
+        else {
+            return vec![Frame {
+                ip,
+                ..Default::default()
+            }];
         };
         let object = Some(module.path.display().to_string());
-        let base = Frame { ip, object: object.clone(), offset: Some(file_off), ..Default::default() };
-        let Some(dbg) = self.module_debug(&module.path) else { return vec![base] };
-        let Some(svma) = dbg.segments.iter().find(|&&(o, s, _, _)| o <= file_off && file_off < o + s).map(|&(o, _, a, _)| file_off - o + a) else {
+        let base = Frame {
+            ip,
+            object: object.clone(),
+            offset: Some(file_off),
+            ..Default::default()
+        };
+        let Some(dbg) = self.module_debug(&module.path) else {
             return vec![base];
         };
-        let Some(loader) = &dbg.loader else { return vec![base] };
+        let Some(svma) = dbg
+            .segments
+            .iter()
+            .find(|&&(o, s, _, _)| o <= file_off && file_off < o + s)
+            .map(|&(o, _, a, _)| file_off - o + a)
+        else {
+            return vec![base];
+        };
+        let Some(loader) = &dbg.loader else {
+            return vec![base];
+        };
         let mut out = Vec::new();
         if let Ok(mut it) = loader.find_frames(svma) {
             while let Ok(Some(f)) = it.next() {
-                let function = f.function.as_ref().and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
+                let function = f
+                    .function
+                    .as_ref()
+                    .and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
                 let (dir, file, line) = match &f.location {
                     Some(loc) => {
                         let p = loc.file.map(PathBuf::from);
                         (
-                            p.as_ref().and_then(|p| p.parent()).map(|d| d.display().to_string()).filter(|d| !d.is_empty()),
-                            p.as_ref().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned()),
+                            p.as_ref()
+                                .and_then(|p| p.parent())
+                                .map(|d| d.display().to_string())
+                                .filter(|d| !d.is_empty()),
+                            p.as_ref()
+                                .and_then(|p| p.file_name())
+                                .map(|f| f.to_string_lossy().into_owned()),
                             loc.line,
                         )
                     }
                     None => (None, None, None),
                 };
-                out.push(Frame { function, dir, file, line, inlined: true, ..base.clone() });
+                out.push(Frame {
+                    function,
+                    dir,
+                    file,
+                    line,
+                    inlined: true,
+                    ..base.clone()
+                });
             }
         }
         if let Some(last) = out.last_mut() {
             last.inlined = false;
         }
         if out.is_empty() || out.iter().all(|f| f.function.is_none()) {
-            let sym = loader.find_symbol(svma).map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+            let sym = loader
+                .find_symbol(svma)
+                .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
             if out.is_empty() {
                 out.push(base);
             }
@@ -163,9 +222,16 @@ impl Symbolizer {
         let module = modules.iter().find(|m| m.path == path)?;
         let dbg = self.module_debug(path)?;
         let svma = *dbg.exports.get(name)?;
-        let (o, _, a, _) = dbg.segments.iter().find(|&&(_, s, a, _)| a <= svma && svma < a + s)?;
+        let (o, _, a, _) = dbg
+            .segments
+            .iter()
+            .find(|&&(_, s, a, _)| a <= svma && svma < a + s)?;
         let file_off = svma - a + o;
-        module.mappings.iter().find(|m| m.offset <= file_off && file_off < m.offset + (m.end - m.start)).map(|m| m.start + file_off - m.offset)
+        module
+            .mappings
+            .iter()
+            .find(|m| m.offset <= file_off && file_off < m.offset + (m.end - m.start))
+            .map(|m| m.start + file_off - m.offset)
     }
 
     /// The data symbol containing a file offset of a module, and the offset into it.
@@ -174,11 +240,24 @@ impl Symbolizer {
         let obj = object::File::parse(&*data).ok()?;
         let dbg = self.module_debug(path)?;
         // .bss lies past the file size of its segment: look up by memory size.
-        let svma = dbg.segments.iter().find(|&&(o, _, _, m)| o <= file_off && file_off < o + m).map(|&(o, _, a, _)| file_off - o + a)?;
+        let svma = dbg
+            .segments
+            .iter()
+            .find(|&&(o, _, _, m)| o <= file_off && file_off < o + m)
+            .map(|&(o, _, a, _)| file_off - o + a)?;
         use object::ObjectSymbol;
         obj.symbols()
             .chain(obj.dynamic_symbols())
-            .filter(|s| s.kind() == object::SymbolKind::Data && s.address() <= svma && svma < s.address() + s.size().max(1))
-            .find_map(|s| Some((addr2line::demangle_auto(s.name().ok()?.into(), None).into_owned(), svma - s.address())))
+            .filter(|s| {
+                s.kind() == object::SymbolKind::Data
+                    && s.address() <= svma
+                    && svma < s.address() + s.size().max(1)
+            })
+            .find_map(|s| {
+                Some((
+                    addr2line::demangle_auto(s.name().ok()?.into(), None).into_owned(),
+                    svma - s.address(),
+                ))
+            })
     }
 }

@@ -28,7 +28,9 @@ pub fn resolve(name: &Path) -> Result<PathBuf> {
 }
 
 fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Checks that `path` can run under memcheck; follows a `#!` line to its interpreter.
@@ -37,13 +39,17 @@ pub fn check(path: &Path) -> Result<()> {
 }
 
 fn check_depth(path: &Path, depth: u32) -> Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
     if meta.is_dir() {
         bail!("{}: is a directory, not a program", path.display());
     }
     let mode = meta.permissions().mode();
     if mode & 0o111 == 0 {
-        bail!("{}: not executable (chmod +x it, or run its interpreter)", path.display());
+        bail!(
+            "{}: not executable (chmod +x it, or run its interpreter)",
+            path.display()
+        );
     }
     if mode & 0o6000 != 0 {
         bail!("{}: is setuid or setgid; the kernel ignores LD_PRELOAD for it and forbids tracing it: run a copy without the setuid bit", path.display());
@@ -64,9 +70,13 @@ fn check_depth(path: &Path, depth: u32) -> Result<()> {
     if !data.starts_with(b"\x7fELF") {
         bail!("{}: not an ELF executable nor a #! script", path.display());
     }
-    let elf = goblin::elf::Elf::parse(&data).with_context(|| format!("{}: corrupt ELF file", path.display()))?;
+    let elf = goblin::elf::Elf::parse(&data)
+        .with_context(|| format!("{}: corrupt ELF file", path.display()))?;
     if !elf.is_64 || elf.header.e_machine != goblin::elf::header::EM_X86_64 {
-        bail!("{}: not an x86_64 program; memcheck supports Linux x86_64 only", path.display());
+        bail!(
+            "{}: not an x86_64 program; memcheck supports Linux x86_64 only",
+            path.display()
+        );
     }
     if elf.interpreter.is_none() {
         bail!("{}: statically linked; memcheck needs a dynamically linked program (LD_PRELOAD cannot reach a static one): relink without -static", path.display());
@@ -80,8 +90,13 @@ pub fn shim_path() -> Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().context("cannot find memcheck's own executable")?;
-    let dir = exe.parent().context("memcheck's executable has no directory")?;
-    for cand in [dir.join("libmemcheck_shim.so"), dir.join("../lib/memcheck/libmemcheck_shim.so")] {
+    let dir = exe
+        .parent()
+        .context("memcheck's executable has no directory")?;
+    for cand in [
+        dir.join("libmemcheck_shim.so"),
+        dir.join("../lib/memcheck/libmemcheck_shim.so"),
+    ] {
         if cand.is_file() {
             return Ok(std::fs::canonicalize(&cand).unwrap_or(cand));
         }

@@ -11,7 +11,9 @@ use crate::tls::ThreadState;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use framehop::x86_64::{UnwindRegsX86_64, UnwinderX86_64};
-use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, MustNotAllocateDuringUnwind, Unwinder};
+use framehop::{
+    ExplicitModuleSectionInfo, FrameAddress, Module, MustNotAllocateDuringUnwind, Unwinder,
+};
 
 /// Bytes of a mapped image, read in place.
 #[derive(Clone, Copy)]
@@ -22,7 +24,10 @@ pub struct Mapped {
 
 impl Default for Mapped {
     fn default() -> Mapped {
-        Mapped { ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(), len: 0 }
+        Mapped {
+            ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+        }
     }
 }
 
@@ -71,7 +76,11 @@ struct Collect {
     generation: u64,
 }
 
-unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> libc::c_int {
+unsafe extern "C" fn each_object(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> libc::c_int {
     // SAFETY: the loader passes a valid info for the duration of the call; data is our Collect.
     let (info, out) = unsafe { (&*info, &mut *(data as *mut Collect)) };
     out.generation = info.dlpi_adds.wrapping_add(info.dlpi_subs);
@@ -101,13 +110,21 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
     let seg_end = |svma: u64| {
         phdrs
             .iter()
-            .find(|p| p.p_type == libc::PT_LOAD && p.p_vaddr <= svma && svma < p.p_vaddr + p.p_filesz)
+            .find(|p| {
+                p.p_type == libc::PT_LOAD && p.p_vaddr <= svma && svma < p.p_vaddr + p.p_filesz
+            })
             .map(|p| p.p_vaddr + p.p_filesz)
     };
-    let mut sect = ExplicitModuleSectionInfo::<Mapped> { base_svma: 0, ..Default::default() };
+    let mut sect = ExplicitModuleSectionInfo::<Mapped> {
+        base_svma: 0,
+        ..Default::default()
+    };
     if let Some((t0, t1)) = text {
         sect.text_svma = Some(t0..t1);
-        sect.text = Some(Mapped { ptr: (bias + t0) as *const u8, len: (t1 - t0) as usize });
+        sect.text = Some(Mapped {
+            ptr: (bias + t0) as *const u8,
+            len: (t1 - t0) as usize,
+        });
     }
     if let Some((h0, hlen)) = hdr {
         let avma = bias + h0;
@@ -118,13 +135,20 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
             let ef_svma = ef_avma.wrapping_sub(bias);
             if let Some(end) = seg_end(ef_svma) {
                 sect.eh_frame_hdr_svma = Some(h0..h0 + hlen);
-                sect.eh_frame_hdr = Some(Mapped { ptr: avma as *const u8, len: hlen as usize });
+                sect.eh_frame_hdr = Some(Mapped {
+                    ptr: avma as *const u8,
+                    len: hlen as usize,
+                });
                 sect.eh_frame_svma = Some(ef_svma..end);
-                sect.eh_frame = Some(Mapped { ptr: ef_avma as *const u8, len: (end - ef_svma) as usize });
+                sect.eh_frame = Some(Mapped {
+                    ptr: ef_avma as *const u8,
+                    len: (end - ef_svma) as usize,
+                });
             }
         }
     }
-    out.modules.push(Module::new(String::new(), bias + lo..bias + hi, bias, sect));
+    out.modules
+        .push(Module::new(String::new(), bias + lo..bias + hi, bias, sect));
     0
 }
 
@@ -138,7 +162,9 @@ unsafe fn decode_eh_frame_ptr(hdr: *const u8) -> Option<u64> {
         let enc = *hdr.add(1);
         let field = hdr.add(4);
         match enc {
-            0x1b => Some((field as i64 + core::ptr::read_unaligned(field as *const i32) as i64) as u64),
+            0x1b => {
+                Some((field as i64 + core::ptr::read_unaligned(field as *const i32) as i64) as u64)
+            }
             0x03 => Some(core::ptr::read_unaligned(field as *const u32) as u64),
             0x00 | 0x04 => Some(core::ptr::read_unaligned(field as *const u64)),
             _ => None,
@@ -151,9 +177,17 @@ pub fn rebuild() {
     if REBUILDING.swap(true, Ordering::Acquire) {
         return;
     }
-    let mut c = Collect { modules: Vec::new(), generation: 0 };
+    let mut c = Collect {
+        modules: Vec::new(),
+        generation: 0,
+    };
     // SAFETY: the callback only reads loader-provided data and pushes to `c`.
-    unsafe { libc::dl_iterate_phdr(Some(each_object), &mut c as *mut Collect as *mut libc::c_void) };
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(each_object),
+            &mut c as *mut Collect as *mut libc::c_void,
+        )
+    };
     let mut unw = Unw::new();
     let mut ranges = Vec::with_capacity(c.modules.len());
     let me = rebuild as *const () as usize as u64;
@@ -167,11 +201,18 @@ pub fn rebuild() {
         unw.add_module(m);
     }
     GENERATION.store(c.generation, Ordering::Relaxed);
-    UNWINDER.store(Box::into_raw(Box::new(Built { unw, ranges })), Ordering::Release);
+    UNWINDER.store(
+        Box::into_raw(Box::new(Built { unw, ranges })),
+        Ordering::Release,
+    );
     REBUILDING.store(false, Ordering::Release);
 }
 
-unsafe extern "C" fn generation_only(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> libc::c_int {
+unsafe extern "C" fn generation_only(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> libc::c_int {
     // SAFETY: as in each_object.
     unsafe {
         *(data as *mut u64) = (*info).dlpi_adds.wrapping_add((*info).dlpi_subs);
@@ -184,7 +225,12 @@ unsafe extern "C" fn generation_only(info: *mut libc::dl_phdr_info, _size: usize
 fn rebuild_if_changed() {
     let mut g = 0u64;
     // SAFETY: the callback writes one u64 into g.
-    unsafe { libc::dl_iterate_phdr(Some(generation_only), &mut g as *mut u64 as *mut libc::c_void) };
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(generation_only),
+            &mut g as *mut u64 as *mut libc::c_void,
+        )
+    };
     if g != GENERATION.load(Ordering::Relaxed) {
         rebuild();
     }
@@ -273,8 +319,13 @@ pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
         while n < depth {
             st.frames[n] = addr;
             n += 1;
-            let Some(fa) = FrameAddress::from_return_address(addr) else { break };
-            match built.unw.unwind_frame(fa, &mut regs, &mut st.cache, &mut read) {
+            let Some(fa) = FrameAddress::from_return_address(addr) else {
+                break;
+            };
+            match built
+                .unw
+                .unwind_frame(fa, &mut regs, &mut st.cache, &mut read)
+            {
                 Ok(Some(next)) if next != 0 => addr = next,
                 Ok(_) => break,
                 Err(_) => {
@@ -286,7 +337,12 @@ pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
     } else {
         let shim = SHIM_LO.load(Ordering::Relaxed)..SHIM_HI.load(Ordering::Relaxed);
         let mut in_shim = true;
-        let mut it = built.unw.iter_frames(rip, UnwindRegsX86_64::new(rip, rsp, rbp), &mut st.cache, &mut read);
+        let mut it = built.unw.iter_frames(
+            rip,
+            UnwindRegsX86_64::new(rip, rsp, rbp),
+            &mut st.cache,
+            &mut read,
+        );
         loop {
             match it.next() {
                 Ok(Some(f)) => {
@@ -312,7 +368,13 @@ pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
             }
         }
     }
-    if missed && n > 0 && !built.ranges.iter().any(|&(a, b)| a <= st.frames[n - 1] && st.frames[n - 1] < b) {
+    if missed
+        && n > 0
+        && !built
+            .ranges
+            .iter()
+            .any(|&(a, b)| a <= st.frames[n - 1] && st.frames[n - 1] < b)
+    {
         rebuild_if_changed();
     }
     n

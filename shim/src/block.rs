@@ -69,24 +69,15 @@ impl Block {
 /// Allocates `size` bytes aligned to `align` (a power of two) behind a header.
 #[inline]
 pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) -> *mut c_void {
-    let (offset, shift) = if align <= HEADER { (HEADER, 4) } else { (align, align.trailing_zeros() as u64) };
-    let Some(total) = size.checked_add(offset) else { return core::ptr::null_mut() };
-    // SAFETY: plain calls into glibc's allocator.
-    let base = unsafe {
-        if offset == HEADER {
-            if zero {
-                real::__libc_calloc(1, total)
-            } else {
-                real::__libc_malloc(total)
-            }
-        } else {
-            let b = real::__libc_memalign(align, total);
-            if zero && !b.is_null() {
-                core::ptr::write_bytes(b as *mut u8, 0, total);
-            }
-            b
-        }
+    let (offset, shift) = if align <= HEADER {
+        (HEADER, 4)
+    } else {
+        (align, align.trailing_zeros() as u64)
     };
+    let Some(total) = size.checked_add(offset) else {
+        return core::ptr::null_mut();
+    };
+    let base = real::alloc(total, if offset == HEADER { 16 } else { align }, zero);
     if base.is_null() {
         return base;
     }
@@ -124,14 +115,24 @@ pub fn lookup(p: *mut c_void) -> Option<Block> {
     if state != STATE_LIVE && state != STATE_FREED {
         return None;
     }
-    Some(Block { user, size: size as usize, tag })
+    Some(Block {
+        user,
+        size: size as usize,
+        tag,
+    })
 }
 
 /// Whether 16 bytes at `addr` can be read, without faulting (slow: a system call).
 #[cold]
 fn readable(addr: usize) -> bool {
     let mut buf = [0u8; 16];
-    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: 16 };
-    let remote = libc::iovec { iov_base: addr as *mut c_void, iov_len: 16 };
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: 16,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: 16,
+    };
     crate::sys::read_own_memory(&local, &remote) == 16
 }

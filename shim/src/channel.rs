@@ -35,7 +35,12 @@ impl Writer {
             }
             if ring
                 .state
-                .compare_exchange(wire::RING_FREE, wire::RING_ACTIVE, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(
+                    wire::RING_FREE,
+                    wire::RING_ACTIVE,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 ring.owner_pid.store(pid, Ordering::Relaxed);
@@ -66,7 +71,10 @@ impl Writer {
         let payload: usize = parts.iter().map(|p| p.len()).sum();
         let len = wire::record_len(payload);
         let off = self.reserve(len)?;
-        let hdr = RecordHeader { kind: kind as u32, len: len as u32 };
+        let hdr = RecordHeader {
+            kind: kind as u32,
+            len: len as u32,
+        };
         // SAFETY: reserve returned `len` writable bytes at data+off that the reader will not
         // touch before the position is published.
         unsafe {
@@ -95,7 +103,7 @@ impl Writer {
             }
             sys::sleep_nanos(50_000);
             waited += 50_000;
-            if waited % 10_000_000 == 0 && !crate::init::reader_alive() {
+            if waited.is_multiple_of(10_000_000) && !crate::init::reader_alive() {
                 return Err(Lost::ReaderGone);
             }
         }
@@ -106,13 +114,20 @@ impl Writer {
     fn reserve(&mut self, len: usize) -> Result<usize, Lost> {
         let mut off = (self.pos as usize) & (RING_DATA - 1);
         let mut need = len as u64;
-        let pad = if off + len > RING_DATA { RING_DATA - off } else { 0 };
+        let pad = if off + len > RING_DATA {
+            RING_DATA - off
+        } else {
+            0
+        };
         need += pad as u64;
         if self.pos + need - self.read > RING_DATA as u64 {
             self.wait_for(need)?;
         }
         if pad > 0 {
-            let hdr = RecordHeader { kind: Kind::Pad as u32, len: pad as u32 };
+            let hdr = RecordHeader {
+                kind: Kind::Pad as u32,
+                len: pad as u32,
+            };
             // SAFETY: the pad lies within the data area and is reserved by the check above.
             unsafe { core::ptr::write_unaligned(self.data.add(off) as *mut RecordHeader, hdr) };
             self.pos += pad as u64;
@@ -146,7 +161,7 @@ impl Writer {
             if fits(self) {
                 return Ok(());
             }
-            if slept % 10_000_000 == 0 && !crate::init::reader_alive() {
+            if slept.is_multiple_of(10_000_000) && !crate::init::reader_alive() {
                 return Err(Lost::ReaderGone);
             }
         }

@@ -1,9 +1,9 @@
 //! What the exported hooks call: allocate behind a header, validate and release, and record.
 
+use crate::backtrace::{self, Caller};
 use crate::block::{self, Block};
 use crate::channel::{as_bytes, Lost};
 use crate::init::{self, ACTIVE, PASSTHROUGH};
-use crate::backtrace::{self, Caller};
 use crate::{real, stacks, tls};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +26,16 @@ fn stack_id(st: &mut tls::ThreadState, caller: Caller) -> Result<u32, Lost> {
     let n = backtrace::capture(st, init::depth(), caller);
     let (id, new) = stacks::intern(&st.frames[..n]);
     if new {
-        let def = wire::StackDef { id, nframes: n as u32 };
+        let def = wire::StackDef {
+            id,
+            nframes: n as u32,
+        };
         // SAFETY: StackDef is plain old data; frames are u64s.
         let (d, f) = unsafe {
-            (as_bytes(&def), core::slice::from_raw_parts(st.frames.as_ptr() as *const u8, n * 8))
+            (
+                as_bytes(&def),
+                core::slice::from_raw_parts(st.frames.as_ptr() as *const u8, n * 8),
+            )
         };
         if let Some(w) = st.writer.as_mut() {
             w.write(Kind::Stack, &[d, f])?;
@@ -44,8 +50,20 @@ fn lost(_: Lost) {
 
 /// Sends an allocation record.
 #[inline]
-fn record_alloc(st: &mut tls::ThreadState, p: *mut c_void, size: usize, func: Func, stack: u32) -> Result<(), Lost> {
-    let rec = wire::Alloc { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr: p as u64, size: size as u64, stack, func: func as u32 };
+fn record_alloc(
+    st: &mut tls::ThreadState,
+    p: *mut c_void,
+    size: usize,
+    func: Func,
+    stack: u32,
+) -> Result<(), Lost> {
+    let rec = wire::Alloc {
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        addr: p as u64,
+        size: size as u64,
+        stack,
+        func: func as u32,
+    };
     // SAFETY: Alloc is plain old data.
     let b = unsafe { as_bytes(&rec) };
     match st.writer.as_mut() {
@@ -54,12 +72,35 @@ fn record_alloc(st: &mut tls::ThreadState, p: *mut c_void, size: usize, func: Fu
     }
 }
 
-fn record_free(st: &mut tls::ThreadState, kind: Kind, addr: u64, func: Func, stack: u32, flags: u32) -> Result<(), Lost> {
+fn record_free(
+    st: &mut tls::ThreadState,
+    kind: Kind,
+    addr: u64,
+    func: Func,
+    stack: u32,
+    flags: u32,
+) -> Result<(), Lost> {
     record_free_sized(st, kind, addr, 0, func, stack, flags)
 }
 
-fn record_free_sized(st: &mut tls::ThreadState, kind: Kind, addr: u64, size: usize, func: Func, stack: u32, flags: u32) -> Result<(), Lost> {
-    let rec = wire::Free { seq: SEQ.fetch_add(1, Ordering::Relaxed), addr, size: size as u64, stack, func: func as u32, flags, _pad: 0 };
+fn record_free_sized(
+    st: &mut tls::ThreadState,
+    kind: Kind,
+    addr: u64,
+    size: usize,
+    func: Func,
+    stack: u32,
+    flags: u32,
+) -> Result<(), Lost> {
+    let rec = wire::Free {
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        addr,
+        size: size as u64,
+        stack,
+        func: func as u32,
+        flags,
+        _pad: 0,
+    };
     // SAFETY: Free is plain old data.
     let b = unsafe { as_bytes(&rec) };
     match st.writer.as_mut() {
@@ -73,7 +114,7 @@ fn record_free_sized(st: &mut tls::ThreadState, kind: Kind, addr: u64, size: usi
 pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) -> *mut c_void {
     let mode = init::mode();
     if mode == PASSTHROUGH {
-        return raw_alloc(size, align, zero);
+        return real::alloc(size, align, zero);
     }
     let (_g, outer) = tls::Guard::enter();
     let record = outer && mode == ACTIVE;
@@ -88,26 +129,6 @@ pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) 
         }
     }
     p
-}
-
-/// glibc's allocator, for processes that are not traced.
-fn raw_alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
-    // SAFETY: plain calls into glibc's allocator.
-    unsafe {
-        if align <= 16 {
-            if zero {
-                real::__libc_calloc(1, size)
-            } else {
-                real::__libc_malloc(size)
-            }
-        } else {
-            let p = real::__libc_memalign(align, size);
-            if zero && !p.is_null() {
-                core::ptr::write_bytes(p as *mut u8, 0, size);
-            }
-            p
-        }
-    }
 }
 
 /// Gives a validated block back: held in the quarantine, or to glibc.
@@ -132,7 +153,8 @@ fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool, c
         return;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st, caller).and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
+        let r = stack_id(st, caller)
+            .and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
         if let Err(e) = r {
             lost(e);
         }
@@ -158,7 +180,9 @@ pub fn dealloc(p: *mut c_void, func: Func, caller: Caller) {
             if b.tracked() && mode == ACTIVE {
                 if let Some(st) = init::thread_state() {
                     let id = if outer { stack_id(st, caller) } else { Ok(0) };
-                    if let Err(e) = id.and_then(|id| record_free(st, Kind::Free, p as u64, func, id, 0)) {
+                    if let Err(e) =
+                        id.and_then(|id| record_free(st, Kind::Free, p as u64, func, id, 0))
+                    {
                         lost(e);
                     }
                 }
@@ -240,7 +264,10 @@ pub fn usable_size(p: *mut c_void) -> usize {
     if init::mode() == PASSTHROUGH {
         // SAFETY: glibc's malloc_usable_size (no __libc_ alias exists), on glibc's own block.
         return unsafe {
-            let f = crate::real::dlsym(crate::real::RTLD_NEXT, b"malloc_usable_size\0".as_ptr());
+            let f = crate::real::dlsym(
+                crate::real::RTLD_NEXT,
+                c"malloc_usable_size".as_ptr() as *const u8,
+            );
             if f.is_null() {
                 return 0;
             }

@@ -9,6 +9,9 @@
 //! C function that runs the new_handler loop and throws `std::bad_alloc`, since a C++ exception
 //! must not unwind through a Rust frame. CFI directives let an unwinder step over all of them.
 
+// The exported names are C and C++ ABI names.
+#![allow(non_snake_case)]
+
 use crate::backtrace::Caller;
 use crate::engine;
 use core::ffi::c_void;
@@ -22,7 +25,10 @@ fn set_errno(e: i32) {
 }
 
 fn caller(sp: usize, bp: usize) -> Caller {
-    Caller { sp: sp as u64, bp: bp as u64 }
+    Caller {
+        sp: sp as u64,
+        bp: bp as u64,
+    }
 }
 
 /// Exports `$name` as a trampoline to `$imp`, which takes the C arguments followed by the
@@ -68,7 +74,13 @@ extern "C" fn realloc_impl(p: *mut c_void, size: usize, sp: usize, bp: usize) ->
 }
 trampoline!(realloc => realloc_impl, "rdx", "rcx");
 
-extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, size: usize, sp: usize, bp: usize) -> *mut c_void {
+extern "C" fn reallocarray_impl(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+    sp: usize,
+    bp: usize,
+) -> *mut c_void {
     match n.checked_mul(size) {
         Some(total) => engine::realloc(p, total, Func::Reallocarray, caller(sp, bp)),
         None => {
@@ -105,8 +117,14 @@ extern "C" fn aligned_alloc_impl(align: usize, size: usize, sp: usize, bp: usize
 }
 trampoline!(aligned_alloc => aligned_alloc_impl, "rdx", "rcx");
 
-extern "C" fn posix_memalign_impl(out: *mut *mut c_void, align: usize, size: usize, sp: usize, bp: usize) -> i32 {
-    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+extern "C" fn posix_memalign_impl(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    sp: usize,
+    bp: usize,
+) -> i32 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
     let p = engine::alloc(size, align, false, Func::PosixMemalign, caller(sp, bp));
@@ -159,7 +177,8 @@ type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> i32;
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> i32 {
     engine::before_dlclose();
     // SAFETY: looking up the next definition of dlclose (glibc's).
-    let real = unsafe { crate::real::dlsym(crate::real::RTLD_NEXT, c"dlclose".as_ptr() as *const u8) };
+    let real =
+        unsafe { crate::real::dlsym(crate::real::RTLD_NEXT, c"dlclose".as_ptr() as *const u8) };
     if real.is_null() {
         return -1;
     }
@@ -172,7 +191,14 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> i32 {
 /// The fast path of every operator new: null on failure (the naked callers then take the
 /// new_handler / bad_alloc path). `sp == 0` when called from that path (caller unknown).
 #[unsafe(no_mangle)]
-pub extern "C" fn memcheck_new_fast(size: usize, align: usize, func: u32, _nothrow: i32, sp: usize, bp: usize) -> *mut c_void {
+pub extern "C" fn memcheck_new_fast(
+    size: usize,
+    align: usize,
+    func: u32,
+    _nothrow: i32,
+    sp: usize,
+    bp: usize,
+) -> *mut c_void {
     let func = Func::from_u32(func).unwrap_or(Func::New);
     engine::alloc(size, align.max(16), false, func, caller(sp, bp))
 }
@@ -266,8 +292,18 @@ operator_new!(_ZnwmRKSt9nothrow_t, Func::NewNothrow, 1);
 operator_new!(_ZnamRKSt9nothrow_t, Func::NewArrayNothrow, 1);
 operator_new!(_ZnwmSt11align_val_t, Func::NewAligned, 0, align_in_rsi);
 operator_new!(_ZnamSt11align_val_t, Func::NewArrayAligned, 0, align_in_rsi);
-operator_new!(_ZnwmSt11align_val_tRKSt9nothrow_t, Func::NewAlignedNothrow, 1, align_in_rsi);
-operator_new!(_ZnamSt11align_val_tRKSt9nothrow_t, Func::NewArrayAlignedNothrow, 1, align_in_rsi);
+operator_new!(
+    _ZnwmSt11align_val_tRKSt9nothrow_t,
+    Func::NewAlignedNothrow,
+    1,
+    align_in_rsi
+);
+operator_new!(
+    _ZnamSt11align_val_tRKSt9nothrow_t,
+    Func::NewArrayAlignedNothrow,
+    1,
+    align_in_rsi
+);
 
 /// Defines an operator delete taking `$extra` arguments after the pointer (0, 1 or 2).
 macro_rules! operator_delete {
@@ -295,11 +331,51 @@ operator_delete!(_ZdlPv, delete_impl, Func::Delete, 0);
 operator_delete!(_ZdaPv, delete_array_impl, Func::DeleteArray, 0);
 operator_delete!(_ZdlPvm, delete_sized_impl, Func::DeleteSized, 1);
 operator_delete!(_ZdaPvm, delete_array_sized_impl, Func::DeleteArraySized, 1);
-operator_delete!(_ZdlPvRKSt9nothrow_t, delete_nothrow_impl, Func::DeleteNothrow, 1);
-operator_delete!(_ZdaPvRKSt9nothrow_t, delete_array_nothrow_impl, Func::DeleteArrayNothrow, 1);
-operator_delete!(_ZdlPvSt11align_val_t, delete_aligned_impl, Func::DeleteAligned, 1);
-operator_delete!(_ZdaPvSt11align_val_t, delete_array_aligned_impl, Func::DeleteArrayAligned, 1);
-operator_delete!(_ZdlPvmSt11align_val_t, delete_sized_aligned_impl, Func::DeleteSizedAligned, 2);
-operator_delete!(_ZdaPvmSt11align_val_t, delete_array_sized_aligned_impl, Func::DeleteArraySizedAligned, 2);
-operator_delete!(_ZdlPvSt11align_val_tRKSt9nothrow_t, delete_aligned_nothrow_impl, Func::DeleteAlignedNothrow, 2);
-operator_delete!(_ZdaPvSt11align_val_tRKSt9nothrow_t, delete_array_aligned_nothrow_impl, Func::DeleteArrayAlignedNothrow, 2);
+operator_delete!(
+    _ZdlPvRKSt9nothrow_t,
+    delete_nothrow_impl,
+    Func::DeleteNothrow,
+    1
+);
+operator_delete!(
+    _ZdaPvRKSt9nothrow_t,
+    delete_array_nothrow_impl,
+    Func::DeleteArrayNothrow,
+    1
+);
+operator_delete!(
+    _ZdlPvSt11align_val_t,
+    delete_aligned_impl,
+    Func::DeleteAligned,
+    1
+);
+operator_delete!(
+    _ZdaPvSt11align_val_t,
+    delete_array_aligned_impl,
+    Func::DeleteArrayAligned,
+    1
+);
+operator_delete!(
+    _ZdlPvmSt11align_val_t,
+    delete_sized_aligned_impl,
+    Func::DeleteSizedAligned,
+    2
+);
+operator_delete!(
+    _ZdaPvmSt11align_val_t,
+    delete_array_sized_aligned_impl,
+    Func::DeleteArraySizedAligned,
+    2
+);
+operator_delete!(
+    _ZdlPvSt11align_val_tRKSt9nothrow_t,
+    delete_aligned_nothrow_impl,
+    Func::DeleteAlignedNothrow,
+    2
+);
+operator_delete!(
+    _ZdaPvSt11align_val_tRKSt9nothrow_t,
+    delete_array_aligned_nothrow_impl,
+    Func::DeleteArrayAlignedNothrow,
+    2
+);

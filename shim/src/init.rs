@@ -66,7 +66,10 @@ pub fn reader_alive() -> bool {
 
 #[cold]
 fn init() -> u8 {
-    if MODE.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire).is_err() {
+    if MODE
+        .compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire)
+        .is_err()
+    {
         loop {
             let m = MODE.load(Ordering::Acquire);
             if m >= ACTIVE {
@@ -82,13 +85,20 @@ fn init() -> u8 {
 
 fn setup() -> u8 {
     let mut path = [0u8; 256];
-    let Some(n) = env_value(b"MEMCHECK_SHM=", &mut path[..255]) else { return PASSTHROUGH };
+    let Some(n) = env_value(b"MEMCHECK_SHM=", &mut path[..255]) else {
+        return PASSTHROUGH;
+    };
     path[n] = 0;
     let fd = sys::open_rw(&path[..=n]);
     if fd < 0 {
         return PASSTHROUGH;
     }
-    let shm = sys::mmap(wire::SHM_SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd);
+    let shm = sys::mmap(
+        wire::SHM_SIZE,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+        fd,
+    );
     sys::close(fd);
     if shm.is_null() {
         return PASSTHROUGH;
@@ -98,7 +108,10 @@ fn setup() -> u8 {
     let pid = sys::getpid();
     // SAFETY: the bitmap lies within the mapping.
     let traced = unsafe { wire::pid_is_traced(shm.add(wire::BITMAP_OFFSET), pid) };
-    if h.magic.load(Ordering::Acquire) != wire::MAGIC || h.version.load(Ordering::Relaxed) != wire::PROTOCOL_VERSION || !traced {
+    if h.magic.load(Ordering::Acquire) != wire::MAGIC
+        || h.version.load(Ordering::Relaxed) != wire::PROTOCOL_VERSION
+        || !traced
+    {
         // SAFETY: unmapping our own mapping.
         unsafe { libc::munmap(shm as *mut c_void, wire::SHM_SIZE) };
         return PASSTHROUGH;
@@ -106,7 +119,12 @@ fn setup() -> u8 {
     SHM.store(shm, Ordering::Relaxed);
     OWN_PID.store(pid, Ordering::Relaxed);
     TRACER.store(h.tracer_pid.load(Ordering::Relaxed), Ordering::Relaxed);
-    DEPTH.store(h.depth.load(Ordering::Relaxed).clamp(1, wire::MAX_FRAMES as u32), Ordering::Relaxed);
+    DEPTH.store(
+        h.depth
+            .load(Ordering::Relaxed)
+            .clamp(1, wire::MAX_FRAMES as u32),
+        Ordering::Relaxed,
+    );
     FREELIST_VOL.store(h.freelist_vol.load(Ordering::Relaxed), Ordering::Relaxed);
     block::init_secret(sys::rdtsc().wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (pid as u64) << 32);
     stacks::init();
@@ -209,9 +227,7 @@ fn new_thread_state(s: *mut tls::Slot) -> Option<&'static mut tls::ThreadState> 
     // SAFETY: st is this thread's state.
     let st = unsafe { &mut *st };
     st.writer = crate::channel::Writer::claim(shm(), sys::getpid(), sys::gettid());
-    if st.writer.is_none() {
-        return None;
-    }
+    st.writer.as_ref()?;
     Some(st)
 }
 
@@ -260,7 +276,12 @@ fn run_freeres() {
     // blocks it frees are (as frees with an unknown stack).
     let _g = tls::Guard::enter();
     // SAFETY: looking up an optional libstdc++ function by its mangled name.
-    let cxx = unsafe { real::dlsym(real::RTLD_DEFAULT, b"_ZN9__gnu_cxx9__freeresEv\0".as_ptr()) };
+    let cxx = unsafe {
+        real::dlsym(
+            real::RTLD_DEFAULT,
+            c"_ZN9__gnu_cxx9__freeresEv".as_ptr() as *const u8,
+        )
+    };
     // SAFETY: both functions exist for exactly this purpose and are called once, at exit.
     unsafe {
         if !cxx.is_null() {

@@ -19,7 +19,12 @@ pub struct Quarantine {
 
 impl Quarantine {
     pub const fn new() -> Quarantine {
-        Quarantine { entries: core::ptr::null_mut(), head: 0, len: 0, bytes: 0 }
+        Quarantine {
+            entries: core::ptr::null_mut(),
+            head: 0,
+            len: 0,
+            bytes: 0,
+        }
     }
 
     /// Holds `base` (a glibc pointer of `bytes` bytes) back, releasing the oldest blocks to glibc

@@ -19,7 +19,12 @@ pub fn init() {
     if fd < 0 {
         return;
     }
-    let p = crate::sys::mmap(SLOTS * 8, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_NORESERVE, fd);
+    let p = crate::sys::mmap(
+        SLOTS * 8,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        fd,
+    );
     crate::sys::close(fd);
     TABLE.store(p as *mut AtomicU64, Ordering::Release);
 }

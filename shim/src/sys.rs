@@ -17,17 +17,53 @@ unsafe fn syscall6(n: i64, a: [u64; 6]) -> i64 {
 
 pub fn open_read(path: &[u8]) -> i64 {
     // SAFETY: path is NUL-terminated by the callers.
-    unsafe { syscall6(libc::SYS_open, [path.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64, 0, 0, 0, 0]) }
+    unsafe {
+        syscall6(
+            libc::SYS_open,
+            [
+                path.as_ptr() as u64,
+                (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
 }
 
 pub fn open_rw(path: &[u8]) -> i64 {
     // SAFETY: path is NUL-terminated by the callers.
-    unsafe { syscall6(libc::SYS_open, [path.as_ptr() as u64, (libc::O_RDWR | libc::O_CLOEXEC) as u64, 0, 0, 0, 0]) }
+    unsafe {
+        syscall6(
+            libc::SYS_open,
+            [
+                path.as_ptr() as u64,
+                (libc::O_RDWR | libc::O_CLOEXEC) as u64,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
 }
 
 pub fn read(fd: i64, buf: &mut [u8]) -> i64 {
     // SAFETY: buf is writable for its length.
-    unsafe { syscall6(libc::SYS_read, [fd as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0]) }
+    unsafe {
+        syscall6(
+            libc::SYS_read,
+            [
+                fd as u64,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
 }
 
 pub fn close(fd: i64) {
@@ -38,7 +74,12 @@ pub fn close(fd: i64) {
 /// Maps `len` bytes; returns null on failure.
 pub fn mmap(len: usize, prot: i32, flags: i32, fd: i64) -> *mut u8 {
     // SAFETY: a fresh mapping chosen by the kernel does not alias anything.
-    let r = unsafe { syscall6(libc::SYS_mmap, [0, len as u64, prot as u64, flags as u64, fd as u64, 0]) };
+    let r = unsafe {
+        syscall6(
+            libc::SYS_mmap,
+            [0, len as u64, prot as u64, flags as u64, fd as u64, 0],
+        )
+    };
     if (-4095..0).contains(&r) {
         core::ptr::null_mut()
     } else {
@@ -65,13 +106,31 @@ pub fn alive(pid: u32) -> bool {
 
 /// Waits on a futex word in shared memory while it holds `val`, at most `nanos`.
 pub fn futex_wait(word: *const u32, val: u32, nanos: u64) {
-    let ts = libc::timespec { tv_sec: (nanos / 1_000_000_000) as i64, tv_nsec: (nanos % 1_000_000_000) as i64 };
+    let ts = libc::timespec {
+        tv_sec: (nanos / 1_000_000_000) as i64,
+        tv_nsec: (nanos % 1_000_000_000) as i64,
+    };
     // SAFETY: word points into the shared mapping; ts lives across the call.
-    unsafe { syscall6(libc::SYS_futex, [word as u64, libc::FUTEX_WAIT as u64, val as u64, &ts as *const _ as u64, 0, 0]) };
+    unsafe {
+        syscall6(
+            libc::SYS_futex,
+            [
+                word as u64,
+                libc::FUTEX_WAIT as u64,
+                val as u64,
+                &ts as *const _ as u64,
+                0,
+                0,
+            ],
+        )
+    };
 }
 
 pub fn sleep_nanos(nanos: u64) {
-    let ts = libc::timespec { tv_sec: (nanos / 1_000_000_000) as i64, tv_nsec: (nanos % 1_000_000_000) as i64 };
+    let ts = libc::timespec {
+        tv_sec: (nanos / 1_000_000_000) as i64,
+        tv_nsec: (nanos % 1_000_000_000) as i64,
+    };
     // SAFETY: ts lives across the call.
     unsafe { syscall6(libc::SYS_nanosleep, [&ts as *const _ as u64, 0, 0, 0, 0, 0]) };
 }
@@ -84,7 +143,12 @@ pub fn rdtsc() -> u64 {
 /// A memfd of `len` bytes named `name` (NUL-terminated); negative on failure.
 pub fn memfd(name: &[u8], len: usize) -> i64 {
     // SAFETY: name is NUL-terminated by the callers.
-    let fd = unsafe { syscall6(libc::SYS_memfd_create, [name.as_ptr() as u64, libc::MFD_CLOEXEC as u64, 0, 0, 0, 0]) };
+    let fd = unsafe {
+        syscall6(
+            libc::SYS_memfd_create,
+            [name.as_ptr() as u64, libc::MFD_CLOEXEC as u64, 0, 0, 0, 0],
+        )
+    };
     if fd < 0 {
         return fd;
     }
@@ -110,7 +174,14 @@ pub fn read_own_memory(local: &libc::iovec, remote: &libc::iovec) -> i64 {
     unsafe {
         syscall6(
             libc::SYS_process_vm_readv,
-            [getpid() as u64, local as *const _ as u64, 1, remote as *const _ as u64, 1, 0],
+            [
+                getpid() as u64,
+                local as *const _ as u64,
+                1,
+                remote as *const _ as u64,
+                1,
+                0,
+            ],
         )
     }
 }

@@ -9,13 +9,20 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn memcheck_bin() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_memcheck"));
     let shim = bin.parent().unwrap().join("libmemcheck_shim.so");
-    assert!(shim.is_file(), "{} is missing: build the workspace first (cargo build --workspace)", shim.display());
+    assert!(
+        shim.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        shim.display()
+    );
     bin
 }
 
@@ -36,19 +43,42 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn fixture_with(name: &str, extra: &[&str]) -> PathBuf {
     let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let c = root().join("tests/fixtures/c").join(format!("{name}.c"));
-    let cpp = root().join("tests/fixtures/cpp").join(format!("{name}.cpp"));
-    let (src, cc) = if c.is_file() { (c, "gcc") } else if cpp.is_file() { (cpp, "g++") } else { panic!("no fixture {name}") };
-    let tag: String = extra.iter().map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_")).collect();
+    let cpp = root()
+        .join("tests/fixtures/cpp")
+        .join(format!("{name}.cpp"));
+    let (src, cc) = if c.is_file() {
+        (c, "gcc")
+    } else if cpp.is_file() {
+        (cpp, "g++")
+    } else {
+        panic!("no fixture {name}")
+    };
+    let tag: String = extra
+        .iter()
+        .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .collect();
     let out = out_dir().join(format!("{name}{tag}"));
     let text = std::fs::read_to_string(&src).unwrap();
-    let fresh = out.is_file() && std::fs::metadata(&out).unwrap().modified().unwrap() >= std::fs::metadata(&src).unwrap().modified().unwrap();
+    let fresh = out.is_file()
+        && std::fs::metadata(&out).unwrap().modified().unwrap()
+            >= std::fs::metadata(&src).unwrap().modified().unwrap();
     if !fresh {
         let mut flags: Vec<String> = vec!["-g".into(), "-O0".into()];
-        if let Some(b) = text.lines().next().and_then(|l| l.strip_prefix("// build:")) {
+        if let Some(b) = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("// build:"))
+        {
             flags.extend(b.split_whitespace().map(String::from));
         }
         flags.extend(extra.iter().map(|s| s.to_string()));
-        let st = Command::new(cc).args(&flags).arg("-o").arg(&out).arg(&src).status().expect("run the compiler");
+        let st = Command::new(cc)
+            .args(&flags)
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run the compiler");
         assert!(st.success(), "compiling {} failed", src.display());
     }
     out
@@ -68,12 +98,25 @@ impl Run {
         let procs = self.json["processes"].as_array().expect("processes");
         match pid {
             Some(p) => procs.iter().find(|x| x["pid"] == p).expect("process"),
-            None => procs.iter().min_by_key(|x| x["pid"].as_u64().unwrap()).expect("a process"),
+            None => procs
+                .iter()
+                .min_by_key(|x| x["pid"].as_u64().unwrap())
+                .expect("a process"),
         }
     }
     pub fn root(&self) -> &Value {
-        let ppid = self.json["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect::<Vec<_>>();
-        self.json["processes"].as_array().unwrap().iter().find(|p| !ppid.contains(&p["ppid"].as_u64().unwrap())).expect("root process")
+        let ppid = self.json["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect::<Vec<_>>();
+        self.json["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| !ppid.contains(&p["ppid"].as_u64().unwrap()))
+            .expect("root process")
     }
 }
 
@@ -84,16 +127,29 @@ pub fn memcheck(opts: &[&str], program: &Path, args: &[&str], input: &[u8]) -> R
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let json = out_dir().join(format!("report-{}-{n}.json", std::process::id()));
     let mut cmd = Command::new(memcheck_bin());
-    cmd.arg(format!("--json={}", json.display())).args(opts).arg(program).args(args);
+    cmd.arg(format!("--json={}", json.display()))
+        .args(opts)
+        .arg(program)
+        .args(args);
     let out = run_with_input(cmd, input);
-    let json_v = std::fs::read_to_string(&json).map(|t| serde_json::from_str(&t).expect("valid JSON")).unwrap_or(Value::Null);
+    let json_v = std::fs::read_to_string(&json)
+        .map(|t| serde_json::from_str(&t).expect("valid JSON"))
+        .unwrap_or(Value::Null);
     let _ = std::fs::remove_file(&json);
     use std::os::unix::process::ExitStatusExt;
-    Run { code: out.status.code(), signal: out.status.signal(), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned(), json: json_v }
+    Run {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        json: json_v,
+    }
 }
 
 pub fn run_with_input(mut cmd: Command, input: &[u8]) -> std::process::Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
@@ -108,7 +164,12 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> std::process::Output {
 
 /// Function names of a stack (JSON frames).
 pub fn functions(stack: &Value) -> Vec<String> {
-    stack.as_array().unwrap().iter().map(|f| f["function"].as_str().unwrap_or("???").to_string()).collect()
+    stack
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap_or("???").to_string())
+        .collect()
 }
 
 /// The first frame of a stack that lies in a fixture source file: (function, file, line).
@@ -119,22 +180,37 @@ pub fn user_frame(stack: &Value) -> Option<(String, String, u64)> {
         if !dir.contains("tests/fixtures") {
             return None;
         }
-        Some((f["function"].as_str()?.to_string(), file.to_string(), f["line"].as_u64()?))
+        Some((
+            f["function"].as_str()?.to_string(),
+            file.to_string(),
+            f["line"].as_u64()?,
+        ))
     })
 }
 
 /// The loss records of a process whose stack passes through `function`.
 pub fn leaks_in<'a>(p: &'a Value, function: &str) -> Vec<&'a Value> {
-    p["leaks"].as_array().unwrap().iter().filter(|l| functions(&l["stack"]).iter().any(|f| f == function)).collect()
+    p["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| functions(&l["stack"]).iter().any(|f| f == function))
+        .collect()
 }
 
 /// The source line of the first line in a fixture containing `marker` (1-based).
 pub fn line_of(name: &str, marker: &str) -> u64 {
     for dir in ["c", "cpp"] {
         for ext in ["c", "cpp"] {
-            let p = root().join("tests/fixtures").join(dir).join(format!("{name}.{ext}"));
+            let p = root()
+                .join("tests/fixtures")
+                .join(dir)
+                .join(format!("{name}.{ext}"));
             if let Ok(t) = std::fs::read_to_string(&p) {
-                let i = t.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("{marker} not in {name}"));
+                let i = t
+                    .lines()
+                    .position(|l| l.contains(marker))
+                    .unwrap_or_else(|| panic!("{marker} not in {name}"));
                 return i as u64 + 1;
             }
         }
@@ -144,9 +220,16 @@ pub fn line_of(name: &str, marker: &str) -> u64 {
 
 /// Valgrind's HEAP SUMMARY for the same program: (in use bytes, blocks, allocs, frees, bytes allocated).
 pub fn valgrind_heap_summary(program: &Path, args: &[&str]) -> (u64, u64, u64, u64, u64) {
-    let out = Command::new("valgrind").arg("--leak-check=no").arg(program).args(args).stdin(Stdio::null()).output().expect("valgrind is installed (.ci/run installs it)");
+    let out = Command::new("valgrind")
+        .arg("--leak-check=no")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("valgrind is installed (.ci/run installs it)");
     let text = String::from_utf8_lossy(&out.stderr);
-    parse_heap_summary(&text).unwrap_or_else(|| panic!("no HEAP SUMMARY in valgrind output:\n{text}"))
+    parse_heap_summary(&text)
+        .unwrap_or_else(|| panic!("no HEAP SUMMARY in valgrind output:\n{text}"))
 }
 
 pub fn parse_heap_summary(text: &str) -> Option<(u64, u64, u64, u64, u64)> {
@@ -159,4 +242,21 @@ pub fn parse_heap_summary(text: &str) -> Option<(u64, u64, u64, u64, u64)> {
     let u: Vec<&str> = usage.split_whitespace().collect();
     let j = u.iter().position(|x| *x == "usage:")?;
     Some((b, n, num(u[j + 1])?, num(u[j + 3])?, num(u[j + 5])?))
+}
+
+/// A process's heap summary as (in use bytes, blocks, allocs, frees, bytes allocated), the
+/// order of `valgrind_heap_summary`.
+pub fn heap_summary(p: &Value) -> (u64, u64, u64, u64, u64) {
+    let h = &p["heap_summary"];
+    let n = |k: &str| {
+        h[k].as_u64()
+            .unwrap_or_else(|| panic!("heap_summary.{k}: {h}"))
+    };
+    (
+        n("in_use_bytes"),
+        n("in_use_blocks"),
+        n("allocs"),
+        n("frees"),
+        n("bytes_allocated"),
+    )
 }

@@ -6,8 +6,8 @@
 //! carries a per-process order key (`seq`), and a free is matched with the block at that
 //! address whose allocation has the greatest key below the free's.
 
-use memcheck_wire::{Family, Func};
 use crate::hash::AddrMap;
+use memcheck_wire::{Family, Func};
 use std::collections::{HashMap, VecDeque};
 
 /// A block still allocated.
@@ -33,11 +33,18 @@ pub enum AddrDescription {
     /// Inside (or at the start of) a live block.
     Live(BlockInfo),
     /// Inside a block freed earlier.
-    Freed { block: BlockInfo, free_stack: u32, free_func: Func },
+    Freed {
+        block: BlockInfo,
+        free_stack: u32,
+        free_func: Func,
+    },
     /// On a thread's stack (threads numbered from 1, as Valgrind does).
     Stack { thread: u32 },
     /// In a mapped file (a global of the program or a library).
-    InModule { path: std::path::PathBuf, file_offset: u64 },
+    InModule {
+        path: std::path::PathBuf,
+        file_offset: u64,
+    },
     /// Not stack'd, malloc'd or (recently) free'd.
     Unknown,
 }
@@ -101,7 +108,10 @@ pub struct Heap {
 
 impl Heap {
     pub fn new(freelist_vol: u64) -> Heap {
-        Heap { freelist_vol, ..Default::default() }
+        Heap {
+            freelist_vol,
+            ..Default::default()
+        }
     }
 
     /// The heap a fork child starts with: its parent's live blocks and, as Valgrind's counters
@@ -125,7 +135,13 @@ impl Heap {
         self.bytes_allocated += b.size;
         if let Some(list) = self.pending.get_mut(&b.addr) {
             // A free of this block by another thread arrived first.
-            if let Some(i) = list.iter().enumerate().filter(|(_, p)| p.0 > b.seq).min_by_key(|(_, p)| p.0).map(|(i, _)| i) {
+            if let Some(i) = list
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.0 > b.seq)
+                .min_by_key(|(_, p)| p.0)
+                .map(|(i, _)| i)
+            {
                 let (_, func, stack) = list.swap_remove(i);
                 if list.is_empty() {
                     self.pending.remove(&b.addr);
@@ -151,7 +167,11 @@ impl Heap {
         self.frees += 1;
         let in_live = self.live.get(&addr).is_some_and(|b| b.seq < seq);
         let shadow_best = self.shadowed.get(&addr).and_then(|v| {
-            v.iter().enumerate().filter(|(_, b)| b.seq < seq).max_by_key(|(_, b)| b.seq).map(|(i, b)| (i, b.seq))
+            v.iter()
+                .enumerate()
+                .filter(|(_, b)| b.seq < seq)
+                .max_by_key(|(_, b)| b.seq)
+                .map(|(i, b)| (i, b.seq))
         });
         let live_seq = self.live.get(&addr).map(|b| b.seq).unwrap_or(0);
         let block = match (in_live, shadow_best) {
@@ -166,7 +186,10 @@ impl Heap {
                 b
             }
             (false, None) => {
-                self.pending.entry(addr).or_default().push((seq, func, stack));
+                self.pending
+                    .entry(addr)
+                    .or_default()
+                    .push((seq, func, stack));
                 return;
             }
         };
@@ -176,7 +199,12 @@ impl Heap {
     fn take_live(&mut self, addr: u64) -> LiveBlock {
         let b = self.live.remove(&addr).expect("live block");
         if let Some(v) = self.shadowed.get_mut(&addr) {
-            if let Some(i) = v.iter().enumerate().max_by_key(|(_, b)| b.seq).map(|(i, _)| i) {
+            if let Some(i) = v
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, b)| b.seq)
+                .map(|(i, _)| i)
+            {
                 let promoted = v.swap_remove(i);
                 self.live.insert(addr, promoted);
             }
@@ -195,10 +223,21 @@ impl Heap {
         };
         if block.func.family() != family {
             let what = AddrDescription::Live(info(&block, block.addr));
-            self.error(ErrorKind::MismatchedFree, func, stack, block.addr, what, tid);
+            self.error(
+                ErrorKind::MismatchedFree,
+                func,
+                stack,
+                block.addr,
+                what,
+                tid,
+            );
         }
         self.freed_bytes += block.size;
-        self.freed.push_back(FreedBlock { block, free_stack: stack, free_func: func });
+        self.freed.push_back(FreedBlock {
+            block,
+            free_stack: stack,
+            free_func: func,
+        });
         while self.freed_bytes > self.freelist_vol && self.freed.len() > 1 {
             let old = self.freed.pop_front().expect("non-empty");
             self.freed_bytes -= old.block.size;
@@ -225,22 +264,47 @@ impl Heap {
     /// block containing it.
     pub fn describe(&self, addr: u64) -> AddrDescription {
         let inside = |b: &LiveBlock| addr >= b.addr && (addr < b.addr + b.size || addr == b.addr);
-        if let Some(b) = self.live.values().chain(self.shadowed.values().flatten()).find(|b| inside(b)) {
+        if let Some(b) = self
+            .live
+            .values()
+            .chain(self.shadowed.values().flatten())
+            .find(|b| inside(b))
+        {
             return AddrDescription::Live(info(b, addr));
         }
         if let Some(f) = self.freed.iter().rev().find(|f| inside(&f.block)) {
-            return AddrDescription::Freed { block: info(&f.block, addr), free_stack: f.free_stack, free_func: f.free_func };
+            return AddrDescription::Freed {
+                block: info(&f.block, addr),
+                free_stack: f.free_stack,
+                free_func: f.free_func,
+            };
         }
         AddrDescription::Unknown
     }
 
-    fn error(&mut self, kind: ErrorKind, func: Func, stack: u32, addr: u64, what: AddrDescription, tid: u32) {
+    fn error(
+        &mut self,
+        kind: ErrorKind,
+        func: Func,
+        stack: u32,
+        addr: u64,
+        what: AddrDescription,
+        tid: u32,
+    ) {
         if let Some(&i) = self.error_index.get(&(kind, stack)) {
             self.errors[i].count += 1;
             return;
         }
         self.error_index.insert((kind, stack), self.errors.len());
-        self.errors.push(HeapError { kind, func, stack, addr, what, count: 1, tid });
+        self.errors.push(HeapError {
+            kind,
+            func,
+            stack,
+            addr,
+            what,
+            count: 1,
+            tid,
+        });
     }
 
     pub fn errors(&self) -> &[HeapError] {
@@ -253,7 +317,12 @@ impl Heap {
 
     /// The blocks allocated now.
     pub fn live_blocks(&self) -> Vec<LiveBlock> {
-        let mut v: Vec<LiveBlock> = self.live.values().chain(self.shadowed.values().flatten()).cloned().collect();
+        let mut v: Vec<LiveBlock> = self
+            .live
+            .values()
+            .chain(self.shadowed.values().flatten())
+            .cloned()
+            .collect();
         v.sort_by_key(|b| b.seq);
         v
     }
@@ -271,7 +340,13 @@ impl Heap {
 }
 
 fn info(b: &LiveBlock, addr: u64) -> BlockInfo {
-    BlockInfo { addr: b.addr, size: b.size, offset: addr - b.addr, alloc_stack: b.stack, func: b.func }
+    BlockInfo {
+        addr: b.addr,
+        size: b.size,
+        offset: addr - b.addr,
+        alloc_stack: b.stack,
+        func: b.func,
+    }
 }
 
 #[cfg(test)]
@@ -279,7 +354,13 @@ mod tests {
     use super::*;
 
     fn blk(addr: u64, seq: u64, func: Func) -> LiveBlock {
-        LiveBlock { addr, size: 10, stack: 1, func, seq }
+        LiveBlock {
+            addr,
+            size: 10,
+            stack: 1,
+            func,
+            seq,
+        }
     }
 
     #[test]

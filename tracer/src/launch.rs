@@ -40,10 +40,20 @@ pub fn spawn(opts: &Options, shm: &Shm) -> Result<u32, TraceError> {
     let mut lp = b"LD_PRELOAD=".to_vec();
     lp.extend_from_slice(&preload);
     envp.push(cstring(&lp));
-    envp.push(cstring(format!("{}={}", memcheck_wire::ENV_SHM, shm.path()).as_bytes()));
+    envp.push(cstring(
+        format!("{}={}", memcheck_wire::ENV_SHM, shm.path()).as_bytes(),
+    ));
 
-    let argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp_p: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
 
     let mut fds = [0i32; 2];
     // SAFETY: creating a pipe into a local array.
@@ -51,7 +61,12 @@ pub fn spawn(opts: &Options, shm: &Shm) -> Result<u32, TraceError> {
         return Err(TraceError::Spawn(io::Error::last_os_error()));
     }
     // SAFETY: both fds were just created and are owned here.
-    let (mut rd, wr) = unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (mut rd, wr) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
     // SAFETY: the child only calls async-signal-safe functions before exec.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -81,7 +96,11 @@ pub fn spawn(opts: &Options, shm: &Shm) -> Result<u32, TraceError> {
     unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
     if !libc::WIFSTOPPED(status) {
         let mut b = [0u8; 4];
-        let code = if rd.read_exact(&mut b).is_ok() { i32::from_ne_bytes(b) } else { 0 };
+        let code = if rd.read_exact(&mut b).is_ok() {
+            i32::from_ne_bytes(b)
+        } else {
+            0
+        };
         let err = io::Error::from_raw_os_error(code & 0xffff);
         return Err(TraceError::PtraceDenied(err.to_string()));
     }
@@ -103,8 +122,8 @@ pub fn spawn(opts: &Options, shm: &Shm) -> Result<u32, TraceError> {
     if rd.read_exact(&mut b).is_ok() {
         let code = i32::from_ne_bytes(b);
         let mut st = 0;
-        // SAFETY: reaping our own child, which exits right after writing.
         loop {
+            // SAFETY: reaping our own child, which exits right after writing.
             let r = unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
             if r < 0 || libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
                 break;
@@ -112,7 +131,10 @@ pub fn spawn(opts: &Options, shm: &Shm) -> Result<u32, TraceError> {
             // SAFETY: let the tracee continue to its exit.
             unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, 0) };
         }
-        return Err(TraceError::Exec { path: opts.program.display().to_string(), source: io::Error::from_raw_os_error(code & 0xffff) });
+        return Err(TraceError::Exec {
+            path: opts.program.display().to_string(),
+            source: io::Error::from_raw_os_error(code & 0xffff),
+        });
     }
     Ok(pid as u32)
 }

@@ -65,7 +65,10 @@ struct Scan<'a> {
 impl<'a> Scan<'a> {
     /// The block `v` points into, and whether it points at its start.
     fn find(&self, v: u64) -> Option<(usize, bool)> {
-        let i = self.blocks.partition_point(|b| b.addr <= v).checked_sub(1)?;
+        let i = self
+            .blocks
+            .partition_point(|b| b.addr <= v)
+            .checked_sub(1)?;
         let b = self.blocks[i];
         if v == b.addr {
             Some((i, true))
@@ -79,7 +82,9 @@ impl<'a> Scan<'a> {
     /// Valgrind's rule: a start pointer from a definite place makes a block reachable;
     /// anything else makes an unreached block possibly lost.
     fn push(&mut self, v: u64, definite: bool) {
-        let Some((i, start)) = self.find(v) else { return };
+        let Some((i, start)) = self.find(v) else {
+            return;
+        };
         if start && definite {
             if self.state[i] != State::Reachable {
                 self.state[i] = State::Reachable;
@@ -96,7 +101,9 @@ impl<'a> Scan<'a> {
         let off = self.offsets[i];
         let bytes = &self.data[off..off + b.size as usize];
         // Blocks are 16-aligned, so their words are aligned too.
-        bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
     }
 
     fn drain(&mut self) {
@@ -118,7 +125,13 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
     let mut data = Vec::new();
     let offsets = mem::read_ranges(snap.pid, &ranges, &mut data);
     let n = blocks.len();
-    let mut scan = Scan { blocks, state: vec![State::Unreached; n], data, offsets, work: Vec::new() };
+    let mut scan = Scan {
+        blocks,
+        state: vec![State::Unreached; n],
+        data,
+        offsets,
+        work: Vec::new(),
+    };
 
     // Registers.
     for (_, regs) in &snap.threads {
@@ -193,22 +206,19 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
                 if j == leader {
                     continue;
                 }
-                match scan.state[j] {
-                    State::Unreached => {
-                        scan.state[j] = State::Indirect(leader);
-                        if j < leader {
-                            // An earlier leader joins this group with its own indirect bytes.
-                            let (b, c) = std::mem::take(&mut indirect[j]);
-                            indirect[leader].0 += b + scan.blocks[j].size;
-                            indirect[leader].1 += c + 1;
-                            seen_leader_done.push(j);
-                        } else {
-                            indirect[leader].0 += scan.blocks[j].size;
-                            indirect[leader].1 += 1;
-                            stack.push(j);
-                        }
+                if scan.state[j] == State::Unreached {
+                    scan.state[j] = State::Indirect(leader);
+                    if j < leader {
+                        // An earlier leader joins this group with its own indirect bytes.
+                        let (b, c) = std::mem::take(&mut indirect[j]);
+                        indirect[leader].0 += b + scan.blocks[j].size;
+                        indirect[leader].1 += c + 1;
+                        seen_leader_done.push(j);
+                    } else {
+                        indirect[leader].0 += scan.blocks[j].size;
+                        indirect[leader].1 += 1;
+                        stack.push(j);
                     }
-                    _ => {}
                 }
             }
         }
@@ -232,7 +242,12 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
                 State::Indirect(_) => (LeakKind::IndirectlyLost, 0, 0),
                 State::Unreached => (LeakKind::DefinitelyLost, indirect[i].0, indirect[i].1),
             };
-            ClassifiedBlock { block: (*b).clone(), kind, indirect_bytes: ib, indirect_blocks: ic }
+            ClassifiedBlock {
+                block: (*b).clone(),
+                kind,
+                indirect_bytes: ib,
+                indirect_blocks: ic,
+            }
         })
         .collect()
 }

@@ -27,7 +27,10 @@ pub struct Module {
 impl Module {
     /// The file offset of `addr`, if it lies in one of the module's mappings.
     pub fn file_offset(&self, addr: u64) -> Option<u64> {
-        self.mappings.iter().find(|m| m.start <= addr && addr < m.end).map(|m| addr - m.start + m.offset)
+        self.mappings
+            .iter()
+            .find(|m| m.start <= addr && addr < m.end)
+            .map(|m| addr - m.start + m.offset)
     }
 }
 
@@ -56,7 +59,9 @@ fn parse_line(line: &str) -> Option<Mapping> {
 }
 
 pub fn read(pid: u32) -> Vec<Mapping> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps")).map(|t| parse(&t)).unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map(|t| parse(&t))
+        .unwrap_or_default()
 }
 
 /// The modules a process has mapped now, and everything mapped before (kept so that stacks
@@ -89,7 +94,10 @@ impl ModuleMap {
                         module.mappings.push(m);
                     }
                 }
-                None => self.modules.push(Module { path, mappings: vec![m] }),
+                None => self.modules.push(Module {
+                    path,
+                    mappings: vec![m],
+                }),
             }
         }
     }
@@ -108,7 +116,10 @@ mod tests {
         assert_eq!(m[0].offset, 0x1000);
         assert_eq!(m[0].path, "/usr/bin/true");
         assert_eq!(m[1].path, "[stack]");
-        let module = Module { path: "/usr/bin/true".into(), mappings: vec![m[0].clone()] };
+        let module = Module {
+            path: "/usr/bin/true".into(),
+            mappings: vec![m[0].clone()],
+        };
         assert_eq!(module.file_offset(0x55d0c0a00010), Some(0x1010));
         assert_eq!(module.file_offset(0x55d0c0a01000), None);
     }

@@ -25,7 +25,14 @@ pub fn read_ranges(pid: u32, ranges: &[(u64, usize)], out: &mut Vec<u8>) -> Vec<
     while i < ranges.len() {
         let end = (i + BATCH).min(ranges.len());
         let batch = &ranges[i..end];
-        let remote: Vec<RemoteIoVec> = batch.iter().filter(|r| r.1 > 0).map(|&(a, l)| RemoteIoVec { base: a as usize, len: l }).collect();
+        let remote: Vec<RemoteIoVec> = batch
+            .iter()
+            .filter(|r| r.1 > 0)
+            .map(|&(a, l)| RemoteIoVec {
+                base: a as usize,
+                len: l,
+            })
+            .collect();
         let expected: usize = batch.iter().map(|r| r.1).sum();
         let buf = &mut out[offsets[i]..offsets[i] + expected];
         let got = {
@@ -45,7 +52,11 @@ pub fn read_ranges(pid: u32, ranges: &[(u64, usize)], out: &mut Vec<u8>) -> Vec<
         }
         if k < end {
             // Range k failed at least partly: read it in pages.
-            read_one(pid, ranges[k], &mut out[offsets[k]..offsets[k] + ranges[k].1]);
+            read_one(
+                pid,
+                ranges[k],
+                &mut out[offsets[k]..offsets[k] + ranges[k].1],
+            );
             k += 1;
         }
         i = k;
@@ -58,7 +69,10 @@ fn read_one(pid: Pid, (addr, len): (u64, usize), buf: &mut [u8]) {
     while done < len {
         let page_end = ((addr + done as u64) | 0xfff) + 1;
         let n = ((page_end - (addr + done as u64)) as usize).min(len - done);
-        let remote = [RemoteIoVec { base: (addr as usize) + done, len: n }];
+        let remote = [RemoteIoVec {
+            base: (addr as usize) + done,
+            len: n,
+        }];
         let mut local = [IoSliceMut::new(&mut buf[done..done + n])];
         let _ = process_vm_readv(pid, &mut local, &remote);
         done += n;

@@ -57,7 +57,12 @@ impl Proc {
     fn read_identity(&mut self) {
         self.exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).unwrap_or_default();
         self.cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|b| b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
     }
 
@@ -65,7 +70,10 @@ impl Proc {
         match rec {
             Record::ThreadStart => {}
             Record::Stack { id, frames } => {
-                let frames: Vec<u64> = frames.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect();
+                let frames: Vec<u64> = frames
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
                 if frames.iter().any(|&f| !self.modules.knows(f)) {
                     self.modules.refresh(self.pid);
                 }
@@ -73,7 +81,13 @@ impl Proc {
             }
             Record::Alloc(a) => {
                 let func = Func::from_u32(a.func).unwrap_or(Func::Malloc);
-                self.heap.alloc(LiveBlock { addr: a.addr, size: a.size, stack: a.stack, func, seq: a.seq });
+                self.heap.alloc(LiveBlock {
+                    addr: a.addr,
+                    size: a.size,
+                    stack: a.stack,
+                    func,
+                    seq: a.seq,
+                });
             }
             Record::Free(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
@@ -96,13 +110,22 @@ impl Proc {
 
     /// The report, with blocks classified by a scan of the stopped process (`snap`), or left
     /// unclassified when the process could not be stopped before it died.
-    fn report(&mut self, exit: Option<ExitStatus>, snap: Option<&leak::Snapshot<'_>>) -> ProcessReport {
+    fn report(
+        &mut self,
+        exit: Option<ExitStatus>,
+        snap: Option<&leak::Snapshot<'_>>,
+    ) -> ProcessReport {
         let live = self.heap.live_blocks();
         let live = match snap {
             Some(s) => leak::classify(&live, s),
             None => live
                 .into_iter()
-                .map(|block| ClassifiedBlock { block, kind: LeakKind::Unclassified, indirect_bytes: 0, indirect_blocks: 0 })
+                .map(|block| ClassifiedBlock {
+                    block,
+                    kind: LeakKind::Unclassified,
+                    indirect_bytes: 0,
+                    indirect_blocks: 0,
+                })
                 .collect(),
         };
         ProcessReport {
@@ -129,7 +152,10 @@ fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
                 return AddrDescription::Stack { thread: 1 };
             }
             if m.path.starts_with('/') {
-                return AddrDescription::InModule { path: m.path.into(), file_offset: addr - m.start + m.offset };
+                return AddrDescription::InModule {
+                    path: m.path.into(),
+                    file_offset: addr - m.start + m.offset,
+                };
             }
         }
     }
@@ -161,7 +187,10 @@ fn status_of(raw: i32) -> ExitStatus {
 impl<'a> Tracer<'a> {
     pub fn new(opts: &'a Options, shm: Shm, root: u32) -> Tracer<'a> {
         let mut procs = HashMap::new();
-        procs.insert(root, Proc::new(root, std::process::id(), Heap::new(opts.freelist_vol)));
+        procs.insert(
+            root,
+            Proc::new(root, std::process::id(), Heap::new(opts.freelist_vol)),
+        );
         Tracer {
             opts,
             shm,
@@ -177,7 +206,12 @@ impl<'a> Tracer<'a> {
 
     fn drain(&mut self) -> usize {
         let (shm, procs, vol) = (&self.shm, &mut self.procs, self.opts.freelist_vol);
-        shm.drain(|pid, tid, rec| procs.entry(pid).or_insert_with(|| Proc::new(pid, 0, Heap::new(vol))).apply(tid, rec))
+        shm.drain(|pid, tid, rec| {
+            procs
+                .entry(pid)
+                .or_insert_with(|| Proc::new(pid, 0, Heap::new(vol)))
+                .apply(tid, rec)
+        })
     }
 
     fn drain_pid(&mut self, pid: u32) {
@@ -222,7 +256,11 @@ impl<'a> Tracer<'a> {
         for pid in self.procs.keys().copied().collect::<Vec<_>>() {
             self.finish(pid, None);
         }
-        Ok(RunResult { processes: self.done, status: self.root_status.unwrap_or(ExitStatus::Code(0)), root_pid: self.root })
+        Ok(RunResult {
+            processes: self.done,
+            status: self.root_status.unwrap_or(ExitStatus::Code(0)),
+            root_pid: self.root,
+        })
     }
 
     fn resume(&self, tid: u32, sig: Option<Signal>) {
@@ -259,8 +297,12 @@ impl<'a> Tracer<'a> {
                 self.event(tid, event);
             }
             WaitStatus::Exited(pid, code) => self.gone(pid.as_raw() as u32, ExitStatus::Code(code)),
-            WaitStatus::Signaled(pid, sig, _) => self.gone(pid.as_raw() as u32, ExitStatus::Signal(sig as i32)),
-            WaitStatus::PtraceSyscall(pid) | WaitStatus::Continued(pid) => self.resume(pid.as_raw() as u32, None),
+            WaitStatus::Signaled(pid, sig, _) => {
+                self.gone(pid.as_raw() as u32, ExitStatus::Signal(sig as i32))
+            }
+            WaitStatus::PtraceSyscall(pid) | WaitStatus::Continued(pid) => {
+                self.resume(pid.as_raw() as u32, None)
+            }
             WaitStatus::StillAlive => {}
         }
         Ok(())
@@ -311,11 +353,19 @@ impl<'a> Tracer<'a> {
                     self.tid_pid.remove(&old);
                 }
                 self.release(pid, None);
-                let others: Vec<u32> = self.tid_pid.iter().filter(|&(&t, &pp)| pp == pid && t != pid).map(|(&t, _)| t).collect();
+                let others: Vec<u32> = self
+                    .tid_pid
+                    .iter()
+                    .filter(|&(&t, &pp)| pp == pid && t != pid)
+                    .map(|(&t, _)| t)
+                    .collect();
                 for t in others {
                     self.tid_pid.remove(&t);
                 }
-                let first = self.procs.get(&pid).is_some_and(|pr| pid == self.root && !pr.started);
+                let first = self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|pr| pid == self.root && !pr.started);
                 if first || self.opts.trace_children {
                     let ppid = self.procs.get(&pid).map(|pr| pr.ppid).unwrap_or(0);
                     if !first {
@@ -323,7 +373,10 @@ impl<'a> Tracer<'a> {
                         // never at exec); the new image starts with an empty heap.
                         self.procs.remove(&pid);
                     }
-                    let mut pr = self.procs.remove(&pid).unwrap_or_else(|| Proc::new(pid, ppid, Heap::new(self.opts.freelist_vol)));
+                    let mut pr = self
+                        .procs
+                        .remove(&pid)
+                        .unwrap_or_else(|| Proc::new(pid, ppid, Heap::new(self.opts.freelist_vol)));
                     pr.started = true;
                     pr.threads = HashSet::from([pid]);
                     pr.read_identity();
@@ -339,7 +392,9 @@ impl<'a> Tracer<'a> {
             libc::PTRACE_EVENT_EXIT => {
                 let status = status_of(msg as i32);
                 let group = matches!(status, ExitStatus::Signal(_))
-                    || ptrace::getregs(p).map(|r| r.orig_rax == SYS_EXIT_GROUP).unwrap_or(false)
+                    || ptrace::getregs(p)
+                        .map(|r| r.orig_rax == SYS_EXIT_GROUP)
+                        .unwrap_or(false)
                     || self.procs.get(&pid).is_some_and(|pr| pr.threads.len() <= 1);
                 if group {
                     self.take_report(pid, status);
@@ -358,11 +413,27 @@ impl<'a> Tracer<'a> {
             if pr.report.is_none() {
                 pr.modules.refresh(pid);
                 let maps = maps::read(pid);
-                let threads = pr.threads.iter().filter_map(|&t| ptrace::getregs(Pid::from_raw(t as i32)).ok()).map(|r| {
-                    (r.rsp, vec![r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15])
-                }).collect();
+                let threads = pr
+                    .threads
+                    .iter()
+                    .filter_map(|&t| ptrace::getregs(Pid::from_raw(t as i32)).ok())
+                    .map(|r| {
+                        (
+                            r.rsp,
+                            vec![
+                                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9,
+                                r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,
+                            ],
+                        )
+                    })
+                    .collect();
                 let exclude = |p: &str| p.contains("memfd:memcheck") || p == shim;
-                let snap = leak::Snapshot { pid, maps: &maps, threads, exclude: &exclude };
+                let snap = leak::Snapshot {
+                    pid,
+                    maps: &maps,
+                    threads,
+                    exclude: &exclude,
+                };
                 pr.report = Some(pr.report(Some(status), Some(&snap)));
             }
         }
@@ -407,5 +478,7 @@ impl<'a> Tracer<'a> {
 /// The thread-group id of a task.
 fn tgid(tid: u32) -> Option<u32> {
     let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -1,7 +1,6 @@
 //! The tracer's side of the shared memory: creation, the traced-pid bitmap, and the reader of
 //! the per-thread rings (see `memcheck_wire`).
 
-
 use crate::{Options, TraceError};
 use memcheck_wire::{self as wire, Header, Kind, RecordHeader, RingHeader};
 use std::io;
@@ -39,12 +38,22 @@ impl Shm {
         }
         // SAFETY: a fresh shared mapping of the memfd.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), wire::SHM_SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                wire::SHM_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(TraceError::Shm(io::Error::last_os_error()));
         }
-        let shm = Shm { fd, base: base as *mut u8 };
+        let shm = Shm {
+            fd,
+            base: base as *mut u8,
+        };
         let h = shm.header();
         h.version.store(wire::PROTOCOL_VERSION, Ordering::Relaxed);
         h.tracer_pid.store(std::process::id(), Ordering::Relaxed);
@@ -72,7 +81,8 @@ impl Shm {
     fn bitmap_byte(&self, pid: u32) -> Option<&AtomicU8> {
         let pid = pid as usize;
         // SAFETY: the byte lies within the bitmap; accessed atomically.
-        (pid < wire::MAX_PID).then(|| unsafe { &*(self.base.add(wire::BITMAP_OFFSET + pid / 8) as *const AtomicU8) })
+        (pid < wire::MAX_PID)
+            .then(|| unsafe { &*(self.base.add(wire::BITMAP_OFFSET + pid / 8) as *const AtomicU8) })
     }
 
     /// Marks `pid` traced (or not): a process image checks it when its shim starts.
@@ -107,7 +117,9 @@ impl Shm {
         let mut n = 0;
         for i in 0..wire::RING_COUNT {
             let r = self.ring(i);
-            if r.state.load(Ordering::Acquire) == wire::RING_ACTIVE && r.owner_pid.load(Ordering::Acquire) == pid {
+            if r.state.load(Ordering::Acquire) == wire::RING_ACTIVE
+                && r.owner_pid.load(Ordering::Acquire) == pid
+            {
                 n += self.drain_ring(i, &mut f);
             }
         }
@@ -127,12 +139,18 @@ impl Shm {
         let pid = r.owner_pid.load(Ordering::Acquire);
         let tid = r.owner_tid.load(Ordering::Acquire);
         // SAFETY: the data area follows the ring header; bytes below `end` are published.
-        let data = unsafe { std::slice::from_raw_parts(self.base.add(wire::ring_offset(i) + wire::RING_HEADER_SIZE), wire::RING_DATA) };
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                self.base.add(wire::ring_offset(i) + wire::RING_HEADER_SIZE),
+                wire::RING_DATA,
+            )
+        };
         let mut n = 0;
         while pos < end {
             let off = (pos as usize) & (wire::RING_DATA - 1);
             // SAFETY: a record header is 8 bytes at an 8-aligned offset inside the data area.
-            let hdr: RecordHeader = unsafe { std::ptr::read_unaligned(data.as_ptr().add(off) as *const RecordHeader) };
+            let hdr: RecordHeader =
+                unsafe { std::ptr::read_unaligned(data.as_ptr().add(off) as *const RecordHeader) };
             let len = hdr.len as usize;
             if len < 8 || off + len > wire::RING_DATA {
                 // A corrupt ring (a wild write by the program into our memory): skip what is left.
@@ -151,7 +169,15 @@ impl Shm {
             // SAFETY: waking futex waiters on a word of the shared mapping. syscall() is
             // variadic: every argument is passed as a full 64-bit value.
             unsafe {
-                libc::syscall(libc::SYS_futex, r.writer_waiting.as_ptr() as libc::c_long, libc::FUTEX_WAKE as libc::c_long, i32::MAX as libc::c_long, 0 as libc::c_long, 0 as libc::c_long, 0 as libc::c_long)
+                libc::syscall(
+                    libc::SYS_futex,
+                    r.writer_waiting.as_ptr() as libc::c_long,
+                    libc::FUTEX_WAKE as libc::c_long,
+                    i32::MAX as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                )
             };
         }
         n
@@ -161,7 +187,9 @@ impl Shm {
     pub fn release_tid(&self, pid: u32, tid: Option<u32>, mut f: impl FnMut(u32, u32, Record<'_>)) {
         for i in 0..wire::RING_COUNT {
             let r = self.ring(i);
-            if r.state.load(Ordering::Acquire) != wire::RING_ACTIVE || r.owner_pid.load(Ordering::Acquire) != pid {
+            if r.state.load(Ordering::Acquire) != wire::RING_ACTIVE
+                || r.owner_pid.load(Ordering::Acquire) != pid
+            {
                 continue;
             }
             if tid.is_some_and(|t| r.owner_tid.load(Ordering::Acquire) != t) {
@@ -177,7 +205,8 @@ impl Shm {
 
 fn pod<T: Copy>(body: &[u8]) -> Option<T> {
     // SAFETY: the length is checked; T is a plain-old-data record payload.
-    (body.len() >= std::mem::size_of::<T>()).then(|| unsafe { std::ptr::read_unaligned(body.as_ptr() as *const T) })
+    (body.len() >= std::mem::size_of::<T>())
+        .then(|| unsafe { std::ptr::read_unaligned(body.as_ptr() as *const T) })
 }
 
 fn decode(kind: u32, body: &[u8]) -> Option<Record<'_>> {

@@ -15,7 +15,10 @@ pub fn ignore_terminal_signals() {
 /// the signal does not terminate.
 pub fn die_by_signal(sig: i32) {
     let Ok(s) = Signal::try_from(sig) else { return };
-    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: setting our own core limit, restoring the default disposition, raising.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &zero);

@@ -281,9 +281,16 @@ impl Func {
             | DeleteNothrow | DeleteAligned | DeleteSizedAligned | DeleteAlignedNothrow => {
                 Family::New
             }
-            NewArray | NewArrayNothrow | NewArrayAligned | NewArrayAlignedNothrow
-            | DeleteArray | DeleteArraySized | DeleteArrayNothrow | DeleteArrayAligned
-            | DeleteArraySizedAligned | DeleteArrayAlignedNothrow => Family::NewArray,
+            NewArray
+            | NewArrayNothrow
+            | NewArrayAligned
+            | NewArrayAlignedNothrow
+            | DeleteArray
+            | DeleteArraySized
+            | DeleteArrayNothrow
+            | DeleteArrayAligned
+            | DeleteArraySizedAligned
+            | DeleteArrayAlignedNothrow => Family::NewArray,
             _ => Family::Malloc,
         }
     }
@@ -350,9 +357,7 @@ impl Func {
             DeleteAligned => "operator delete(void*, std::align_val_t)",
             DeleteArrayAligned => "operator delete[](void*, std::align_val_t)",
             DeleteSizedAligned => "operator delete(void*, unsigned long, std::align_val_t)",
-            DeleteArraySizedAligned => {
-                "operator delete[](void*, unsigned long, std::align_val_t)"
-            }
+            DeleteArraySizedAligned => "operator delete[](void*, unsigned long, std::align_val_t)",
             DeleteAlignedNothrow => {
                 "operator delete(void*, std::align_val_t, std::nothrow_t const&)"
             }

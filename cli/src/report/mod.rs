@@ -6,7 +6,9 @@ pub mod text;
 
 use crate::args::Config;
 use crate::symbolize::{Frame, Symbolizer};
-use memcheck_tracer::{AddrDescription, ErrorKind, ExitStatus, LeakKind, Module, ProcessReport, RunResult};
+use memcheck_tracer::{
+    AddrDescription, ErrorKind, ExitStatus, LeakKind, Module, ProcessReport, RunResult,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -153,7 +155,10 @@ struct Stacks<'a> {
 
 /// Valgrind stops a stack at the frame below main.
 fn below_main(f: &Frame) -> bool {
-    matches!(f.function.as_deref(), Some("__libc_start_call_main" | "__libc_start_main" | "__libc_start_main_impl" | "_start"))
+    matches!(
+        f.function.as_deref(),
+        Some("__libc_start_call_main" | "__libc_start_main" | "__libc_start_main_impl" | "_start")
+    )
 }
 
 impl Stacks<'_> {
@@ -163,7 +168,10 @@ impl Stacks<'_> {
             return v.clone();
         }
         let modules: &[Module] = &self.proc.modules;
-        let entry = self.sym.export_address(modules, self.shim, func.symbol()).unwrap_or(0);
+        let entry = self
+            .sym
+            .export_address(modules, self.shim, func.symbol())
+            .unwrap_or(0);
         let mut out = vec![Frame {
             ip: entry,
             function: Some(func.display_name().to_string()),
@@ -196,11 +204,19 @@ impl Stacks<'_> {
 }
 
 pub fn build(cfg: &Config, run: &RunResult, sym: &mut Symbolizer, shim: &Path) -> Report {
-    let processes = run.processes.iter().map(|p| build_process(cfg, p, sym, shim)).collect();
+    let processes = run
+        .processes
+        .iter()
+        .map(|p| build_process(cfg, p, sym, shim))
+        .collect();
     Report {
         tool: "memcheck",
         version: env!("CARGO_PKG_VERSION"),
-        command: cfg.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        command: cfg
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         exit: run.status.into(),
         processes,
     }
@@ -219,15 +235,27 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
     match d {
         AddrDescription::Live(b) => {
             out.kind = "live";
-            out.text = format!("Address {addr:#x} is {} bytes inside a block of size {} alloc'd", b.offset, fmt_num(b.size));
+            out.text = format!(
+                "Address {addr:#x} is {} bytes inside a block of size {} alloc'd",
+                b.offset,
+                fmt_num(b.size)
+            );
             out.block_address = Some(b.addr);
             out.block_size = Some(b.size);
             out.offset = Some(b.offset);
             out.alloc_stack = stacks.get(b.alloc_stack, b.func);
         }
-        AddrDescription::Freed { block: b, free_stack, free_func } => {
+        AddrDescription::Freed {
+            block: b,
+            free_stack,
+            free_func,
+        } => {
             out.kind = "freed";
-            out.text = format!("Address {addr:#x} is {} bytes inside a block of size {} free'd", b.offset, fmt_num(b.size));
+            out.text = format!(
+                "Address {addr:#x} is {} bytes inside a block of size {} free'd",
+                b.offset,
+                fmt_num(b.size)
+            );
             out.block_address = Some(b.addr);
             out.block_size = Some(b.size);
             out.offset = Some(b.offset);
@@ -241,8 +269,13 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
         AddrDescription::InModule { path, file_offset } => {
             out.kind = "global";
             out.text = match stacks.sym.data_symbol(path, *file_offset) {
-                Some((name, off)) => format!("Address {addr:#x} is {off} bytes inside data symbol \"{name}\""),
-                None => format!("Address {addr:#x} is in a rw- mapped file {} segment", path.display()),
+                Some((name, off)) => {
+                    format!("Address {addr:#x} is {off} bytes inside data symbol \"{name}\"")
+                }
+                None => format!(
+                    "Address {addr:#x} is in a rw- mapped file {} segment",
+                    path.display()
+                ),
             };
         }
         AddrDescription::Unknown => {}
@@ -251,14 +284,25 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
 }
 
 fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &Path) -> Process {
-    let mut stacks = Stacks { sym, proc: p, shim, num_callers: cfg.num_callers as usize, cache: HashMap::new() };
+    let mut stacks = Stacks {
+        sym,
+        proc: p,
+        shim,
+        num_callers: cfg.num_callers as usize,
+        cache: HashMap::new(),
+    };
     let errors = p
         .errors
         .iter()
         .map(|e| {
             let (kind, what) = match e.kind {
-                ErrorKind::InvalidFree => ("InvalidFree", "Invalid free() / delete / delete[] / realloc()"),
-                ErrorKind::MismatchedFree => ("MismatchedFree", "Mismatched free() / delete / delete []"),
+                ErrorKind::InvalidFree => (
+                    "InvalidFree",
+                    "Invalid free() / delete / delete[] / realloc()",
+                ),
+                ErrorKind::MismatchedFree => {
+                    ("MismatchedFree", "Mismatched free() / delete / delete []")
+                }
             };
             Error {
                 kind,
@@ -309,7 +353,12 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
             .cmp(&(a.bytes + a.indirect_bytes))
             .then(b.blocks.cmp(&a.blocks))
             .then(a.kind.cmp(b.kind))
-            .then_with(|| a.stack.iter().map(|f| f.ip).cmp(b.stack.iter().map(|f| f.ip)))
+            .then_with(|| {
+                a.stack
+                    .iter()
+                    .map(|f| f.ip)
+                    .cmp(b.stack.iter().map(|f| f.ip))
+            })
     });
     let n = leaks.len();
     for (i, l) in leaks.iter_mut().enumerate() {
@@ -340,14 +389,13 @@ pub fn fmt_num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,12 @@ fn frame_line(f: &Frame) -> String {
 
 fn stack(w: &mut dyn Write, pfx: &str, frames: &[Frame]) -> io::Result<()> {
     for (i, f) in frames.iter().enumerate() {
-        writeln!(w, "{pfx}    {} {}", if i == 0 { "at" } else { "by" }, frame_line(f))?;
+        writeln!(
+            w,
+            "{pfx}    {} {}",
+            if i == 0 { "at" } else { "by" },
+            frame_line(f)
+        )?;
     }
     Ok(())
 }
@@ -33,7 +38,12 @@ fn kind_words(kind: &str) -> &'static str {
 
 fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
     let bytes = if r.kind == "Leak_DefinitelyLost" && r.indirect_bytes > 0 {
-        format!("{} ({} direct, {} indirect)", fmt_num(r.bytes + r.indirect_bytes), fmt_num(r.bytes), fmt_num(r.indirect_bytes))
+        format!(
+            "{} ({} direct, {} indirect)",
+            fmt_num(r.bytes + r.indirect_bytes),
+            fmt_num(r.bytes),
+            fmt_num(r.indirect_bytes)
+        )
     } else {
         fmt_num(r.bytes)
     };
@@ -51,7 +61,10 @@ fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
 
 /// Which loss records the text shows (Valgrind's --show-leak-kinds=definite,possible).
 fn shown(r: &LossRecord) -> bool {
-    matches!(r.kind, "Leak_DefinitelyLost" | "Leak_PossiblyLost" | "Leak_Unclassified")
+    matches!(
+        r.kind,
+        "Leak_DefinitelyLost" | "Leak_PossiblyLost" | "Leak_Unclassified"
+    )
 }
 
 pub fn write(w: &mut dyn Write, cfg: &Config, report: &Report) -> io::Result<()> {
@@ -90,8 +103,19 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
     let h = &p.heap_summary;
     if !cfg.quiet {
         writeln!(w, "{pfx} HEAP SUMMARY:")?;
-        writeln!(w, "{pfx}     in use at exit: {} bytes in {} blocks", fmt_num(h.in_use_bytes), fmt_num(h.in_use_blocks))?;
-        writeln!(w, "{pfx}   total heap usage: {} allocs, {} frees, {} bytes allocated", fmt_num(h.allocs), fmt_num(h.frees), fmt_num(h.bytes_allocated))?;
+        writeln!(
+            w,
+            "{pfx}     in use at exit: {} bytes in {} blocks",
+            fmt_num(h.in_use_bytes),
+            fmt_num(h.in_use_blocks)
+        )?;
+        writeln!(
+            w,
+            "{pfx}   total heap usage: {} allocs, {} frees, {} bytes allocated",
+            fmt_num(h.allocs),
+            fmt_num(h.frees),
+            fmt_num(h.bytes_allocated)
+        )?;
         writeln!(w, "{pfx} ")?;
     }
     let mut leak_errors = 0u64;
@@ -106,7 +130,10 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
     let s = &p.leak_summary;
     if cfg.leak_check != LeakCheck::No && !cfg.quiet {
         if h.in_use_blocks == 0 {
-            writeln!(w, "{pfx} All heap blocks were freed -- no leaks are possible")?;
+            writeln!(
+                w,
+                "{pfx} All heap blocks were freed -- no leaks are possible"
+            )?;
         } else {
             writeln!(w, "{pfx} LEAK SUMMARY:")?;
             writeln!(w, "{pfx}    definitely lost: {}", amount(s.definitely_lost))?;
@@ -118,16 +145,31 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             }
             writeln!(w, "{pfx}         suppressed: {}", amount(s.suppressed))?;
             if cfg.leak_check == LeakCheck::Summary {
-                writeln!(w, "{pfx} Rerun with --leak-check=full to see details of leaked memory")?;
+                writeln!(
+                    w,
+                    "{pfx} Rerun with --leak-check=full to see details of leaked memory"
+                )?;
             } else if s.still_reachable.blocks > 0 || s.indirectly_lost.blocks > 0 {
-                writeln!(w, "{pfx} Reachable blocks (those to which a pointer was found) are not shown.")?;
-                writeln!(w, "{pfx} To see them, rerun with: --leak-check=full --show-leak-kinds=all")?;
+                writeln!(
+                    w,
+                    "{pfx} Reachable blocks (those to which a pointer was found) are not shown."
+                )?;
+                writeln!(
+                    w,
+                    "{pfx} To see them, rerun with: --leak-check=full --show-leak-kinds=all"
+                )?;
             }
         }
         writeln!(w, "{pfx} ")?;
     }
-    let errs: u64 = p.errors.iter().map(|e| e.count).sum::<u64>() + if leak_contexts > 0 { leak_contexts } else { 0 };
+    let errs: u64 = p.errors.iter().map(|e| e.count).sum::<u64>()
+        + if leak_contexts > 0 { leak_contexts } else { 0 };
     let _ = leak_errors;
     let contexts = p.errors.len() as u64 + leak_contexts;
-    writeln!(w, "{pfx} ERROR SUMMARY: {} errors from {} contexts (suppressed: 0 from 0)", fmt_num(errs), fmt_num(contexts))
+    writeln!(
+        w,
+        "{pfx} ERROR SUMMARY: {} errors from {} contexts (suppressed: 0 from 0)",
+        fmt_num(errs),
+        fmt_num(contexts)
+    )
 }
