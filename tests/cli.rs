@@ -238,3 +238,28 @@ fn separate_debug_file_through_gnu_debuglink() {
     assert_eq!(main["file"], "simple_leak.c");
     assert_eq!(main["line"], line_of("simple_leak", "/* the leak */"));
 }
+
+#[test]
+fn frames_without_symbols_are_named_by_module_and_offset() {
+    let exe = scratch("fully_stripped_leak");
+    std::fs::copy(fixture("simple_leak"), &exe).unwrap();
+    assert!(Command::new("strip").arg(&exe).status().unwrap().success());
+    let r = memcheck(&["--leak-check=full"], &exe, &[], b"");
+    let stack = r.root()["leaks"][0]["stack"].as_array().unwrap().clone();
+    let f = stack
+        .iter()
+        .find(|f| {
+            f["object"]
+                .as_str()
+                .is_some_and(|o| o.ends_with("fully_stripped_leak"))
+        })
+        .expect("a frame in the program");
+    assert!(f["function"].is_null(), "{f}");
+    let off = f["offset"].as_str().unwrap();
+    assert!(
+        r.stderr
+            .contains(&format!(": fully_stripped_leak+{off} (in ")),
+        "{}",
+        r.stderr
+    );
+}

@@ -6,7 +6,12 @@ use crate::symbolize::Frame;
 use std::io::{self, Write};
 
 fn frame_line(f: &Frame) -> String {
-    let func = f.function.as_deref().unwrap_or("???");
+    // Without a symbol, the frame is named by its module and offset in the module file.
+    let unnamed = match (&f.object, f.offset) {
+        (Some(obj), Some(off)) => format!("{}+{off:#x}", obj.rsplit('/').next().unwrap_or(obj)),
+        _ => "???".to_string(),
+    };
+    let func = f.function.as_deref().unwrap_or(&unnamed);
     match (&f.file, f.line, &f.object) {
         (Some(file), Some(line), _) => format!("0x{:X}: {func} ({file}:{line})", f.ip),
         (_, _, Some(obj)) => format!("0x{:X}: {func} (in {obj})", f.ip),
