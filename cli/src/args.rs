@@ -1,7 +1,9 @@
 //! Command-line arguments, parsed once (clap) into a validated [`Config`]; no other module
-//! sees clap. Option names and defaults follow Valgrind's, so that `valgrind` can be swapped
-//! for `memcheck` in existing scripts.
+//! sees clap. Option names, forms (`--opt=value`) and defaults follow Valgrind's, so that
+//! `valgrind` can be swapped for `memcheck` in existing scripts. Options that only mean
+//! something under Valgrind's instrumentation are accepted with a one-line note.
 
+use anyhow::{bail, Result};
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,10 +12,14 @@ const EXAMPLES: &str = "\
 EXAMPLES:
     memcheck ./server --port 8080
         Run ./server; on exit, print bad frees and a leak summary to stderr.
-    memcheck --leak-check=full --json=report.json ./test_suite
-        Show every loss record with its allocation stack, and write them as JSON too.
+    memcheck --leak-check=full --error-exitcode=1 --xml=yes --xml-file=out.%p.xml ./tests
+        What a CI job runs under Valgrind today: same options, same XML.
+    memcheck --leak-check=full --json=new.json ./tests && memcheck diff base.json new.json
+        Fail only on leaks and errors that the base run did not have.
     memcheck --trace-children=yes make check
-        Also check the programs that make runs.";
+        Also check the programs that make runs.
+
+To run a program named `diff`, write `memcheck -- diff ...`.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum YesNo {
@@ -26,6 +32,93 @@ pub enum LeakCheck {
     No,
     Summary,
     Full,
+    /// Valgrind's synonym of full.
+    Yes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Resolution {
+    Low,
+    Med,
+    High,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenSupp {
+    No,
+    Yes,
+    All,
+}
+
+/// A set of leak kinds (`--show-leak-kinds`, `--errors-for-leak-kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LeakKinds {
+    pub definite: bool,
+    pub indirect: bool,
+    pub possible: bool,
+    pub reachable: bool,
+}
+
+impl LeakKinds {
+    pub fn parse(s: &str) -> Result<LeakKinds, String> {
+        let mut k = LeakKinds::default();
+        for part in s.split(',') {
+            match part.trim() {
+                "definite" => k.definite = true,
+                "indirect" => k.indirect = true,
+                "possible" => k.possible = true,
+                "reachable" => k.reachable = true,
+                "all" => k = LeakKinds { definite: true, indirect: true, possible: true, reachable: true },
+                "none" => k = LeakKinds::default(),
+                other => return Err(format!("unknown leak kind {other:?} (use definite, indirect, possible, reachable, all or none)")),
+            }
+        }
+        Ok(k)
+    }
+
+    /// Whether a loss record of JSON/XML kind `kind` is in the set.
+    pub fn contains(&self, kind: &str) -> bool {
+        match kind {
+            "Leak_DefinitelyLost" => self.definite,
+            "Leak_IndirectlyLost" => self.indirect,
+            "Leak_PossiblyLost" => self.possible,
+            "Leak_StillReachable" => self.reachable,
+            // Blocks of a process that could not be scanned are shown with the definite ones.
+            _ => self.definite,
+        }
+    }
+}
+
+/// Valgrind's leak-check heuristics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heuristics {
+    pub stdstring: bool,
+    pub length64: bool,
+    pub newarray: bool,
+    pub multipleinheritance: bool,
+}
+
+impl Heuristics {
+    fn parse(s: &str) -> Result<Heuristics, String> {
+        let mut h = Heuristics {
+            stdstring: false,
+            length64: false,
+            newarray: false,
+            multipleinheritance: false,
+        };
+        for part in s.split(',') {
+            match part.trim() {
+                "stdstring" => h.stdstring = true,
+                "length64" => h.length64 = true,
+                "newarray" => h.newarray = true,
+                "multipleinheritance" => h.multipleinheritance = true,
+                "all" => h = Heuristics { stdstring: true, length64: true, newarray: true, multipleinheritance: true },
+                "none" => h = Heuristics { stdstring: false, length64: false, newarray: false, multipleinheritance: false },
+                other => return Err(format!("unknown heuristic {other:?} (use stdstring, length64, newarray, multipleinheritance, all or none)")),
+            }
+        }
+        Ok(h)
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -37,33 +130,134 @@ pub enum LeakCheck {
     trailing_var_arg = true
 )]
 struct Cli {
-    /// Search for memory leaks at exit: no, summary (the default), or full (every loss record).
-    #[arg(long = "leak-check", value_enum, default_value = "summary")]
+    /// Search for memory leaks at exit: no, summary (the default), full (every loss record).
+    #[arg(
+        long = "leak-check",
+        value_enum,
+        default_value = "summary",
+        require_equals = true
+    )]
     leak_check: LeakCheck,
 
+    /// Leak kinds shown with --leak-check=full: definite,indirect,possible,reachable, all, none.
+    #[arg(long = "show-leak-kinds", default_value = "definite,possible", value_parser = LeakKinds::parse, require_equals = true)]
+    show_leak_kinds: LeakKinds,
+
+    /// Leak kinds counted as errors (for the ERROR SUMMARY and --error-exitcode).
+    #[arg(long = "errors-for-leak-kinds", default_value = "definite,possible", value_parser = LeakKinds::parse, require_equals = true)]
+    errors_for_leak_kinds: LeakKinds,
+
+    /// Valgrind's old spelling of --show-leak-kinds=all.
+    #[arg(
+        long = "show-reachable",
+        value_enum,
+        require_equals = true,
+        hide = true
+    )]
+    show_reachable: Option<YesNo>,
+
+    /// Valgrind's old spelling: --show-possibly-lost=no drops possible from --show-leak-kinds.
+    #[arg(
+        long = "show-possibly-lost",
+        value_enum,
+        require_equals = true,
+        hide = true
+    )]
+    show_possibly_lost: Option<YesNo>,
+
+    /// Interior pointers that still count as pointers to the start of a block:
+    /// stdstring,length64,newarray,multipleinheritance, all (the default) or none.
+    #[arg(long = "leak-check-heuristics", default_value = "all", value_parser = Heuristics::parse, require_equals = true)]
+    leak_check_heuristics: Heuristics,
+
+    /// How many frames of the allocation stack make two leaks the same loss record:
+    /// low (2), med (4), high (all, the default).
+    #[arg(
+        long = "leak-resolution",
+        value_enum,
+        default_value = "high",
+        require_equals = true
+    )]
+    leak_resolution: Resolution,
+
+    /// Exit with this code when errors (leaks of --errors-for-leak-kinds included) were found.
+    #[arg(long = "error-exitcode", default_value_t = 0, require_equals = true)]
+    error_exitcode: i32,
+
     /// Frames shown per stack (and captured per allocation).
-    #[arg(long = "num-callers", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long = "num-callers", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=256), require_equals = true)]
     num_callers: u32,
 
     /// Follow programs started by exec.
-    #[arg(long = "trace-children", value_enum, default_value = "no")]
+    #[arg(
+        long = "trace-children",
+        value_enum,
+        default_value = "no",
+        require_equals = true
+    )]
     trace_children: YesNo,
 
+    /// Report nothing for a forked child that does not exec.
+    #[arg(
+        long = "child-silent-after-fork",
+        value_enum,
+        default_value = "no",
+        require_equals = true
+    )]
+    child_silent_after_fork: YesNo,
+
     /// Bytes of freed blocks held back from reuse, so that a double free is still recognised.
-    #[arg(long = "freelist-vol", default_value_t = 20_000_000)]
+    #[arg(
+        long = "freelist-vol",
+        default_value_t = 20_000_000,
+        require_equals = true
+    )]
     freelist_vol: u64,
 
+    /// Write the text report to FILE instead of stderr (%p: the pid, %q{VAR}: $VAR).
+    #[arg(long = "log-file", value_name = "FILE", require_equals = true)]
+    log_file: Option<String>,
+
+    /// Write Valgrind's XML (protocol 4) to --xml-file.
+    #[arg(long = "xml", value_enum, default_value = "no", require_equals = true)]
+    xml: YesNo,
+
+    /// The XML file (%p: the pid, one file per process; %q{VAR}: $VAR).
+    #[arg(long = "xml-file", value_name = "FILE", require_equals = true)]
+    xml_file: Option<String>,
+
+    /// Read suppressions from FILE (Valgrind's .supp format); may be repeated.
+    #[arg(long = "suppressions", value_name = "FILE", action = ArgAction::Append, require_equals = true)]
+    suppressions: Vec<PathBuf>,
+
+    /// Print a suppression for each error and shown loss record: all (or yes), or no.
+    #[arg(
+        long = "gen-suppressions",
+        value_enum,
+        default_value = "no",
+        require_equals = true
+    )]
+    gen_suppressions: GenSupp,
+
     /// Write the findings as JSON to FILE (schema in the README).
-    #[arg(long = "json", value_name = "FILE")]
+    #[arg(long = "json", value_name = "FILE", require_equals = true)]
     json: Option<PathBuf>,
 
-    /// Write the text report to FILE instead of stderr.
-    #[arg(long = "log-file", value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    /// Write the findings as SARIF 2.1.0 to FILE (for GitHub code scanning).
+    #[arg(long = "sarif", value_name = "FILE", require_equals = true)]
+    sarif: Option<PathBuf>,
 
-    /// Print only errors and leaks, no headers or summaries.
+    /// Print only errors and loss records, no headers or summaries.
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
+
+    /// Say more: the list of errors with their counts at the end.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    verbose: u8,
+
+    /// Show the list of detected and suppressed errors at exit.
+    #[arg(short = 's', long = "show-error-list", action = ArgAction::SetTrue)]
+    show_error_list: bool,
 
     /// The program to run, and its arguments.
     #[arg(
@@ -74,29 +268,278 @@ struct Cli {
     command: Vec<OsString>,
 }
 
-/// Everything the run needs, validated.
+/// `memcheck diff BASE.json NEW.json`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "memcheck diff",
+    about = "List loss records and errors of NEW that BASE did not have (or that grew); exit 1 if any"
+)]
+struct DiffCli {
+    base: PathBuf,
+    new: PathBuf,
+}
+
+/// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub leak_check: LeakCheck,
+    pub show_leak_kinds: LeakKinds,
+    pub errors_for_leak_kinds: LeakKinds,
+    pub heuristics: Heuristics,
+    /// Frames compared to group leaks into loss records (None: all).
+    pub leak_resolution: Option<usize>,
+    pub error_exitcode: i32,
     pub num_callers: u32,
     pub trace_children: bool,
+    pub child_silent_after_fork: bool,
     pub freelist_vol: u64,
+    pub log_file: Option<String>,
+    pub xml_file: Option<String>,
+    pub suppressions: Vec<PathBuf>,
+    pub gen_suppressions: bool,
     pub json: Option<PathBuf>,
-    pub log_file: Option<PathBuf>,
+    pub sarif: Option<PathBuf>,
     pub quiet: bool,
+    pub show_error_list: bool,
+    /// The options as given (for XML's <vargv>).
+    pub options: Vec<String>,
     pub command: Vec<OsString>,
 }
 
-pub fn parse() -> Config {
-    let cli = Cli::parse();
-    Config {
+impl Config {
+    pub fn full(&self) -> bool {
+        matches!(self.leak_check, LeakCheck::Full | LeakCheck::Yes)
+    }
+}
+
+pub enum Invocation {
+    Run(Config),
+    Diff { base: PathBuf, new: PathBuf },
+}
+
+/// Valgrind options without effect under memcheck: accepted so that scripts keep working.
+const IGNORED: &[(&str, &str)] = &[
+    (
+        "track-origins",
+        "memcheck does not track uninitialised values",
+    ),
+    (
+        "undef-value-errors",
+        "memcheck does not track uninitialised values",
+    ),
+    ("partial-loads-ok", "memcheck does not check loads"),
+    (
+        "expensive-definedness-checks",
+        "memcheck does not track uninitialised values",
+    ),
+    (
+        "keep-stacktraces",
+        "memcheck always keeps allocation and free stacks",
+    ),
+    (
+        "show-mismatched-frees",
+        "mismatched frees are always reported",
+    ),
+    ("malloc-fill", "memcheck does not fill blocks"),
+    ("free-fill", "memcheck does not fill blocks"),
+    ("redzone-size", "memcheck has no redzones"),
+    ("smc-check", "memcheck does not translate code"),
+    (
+        "read-var-info",
+        "memcheck reads debug information after the run",
+    ),
+    ("read-inline-info", "memcheck always shows inlined frames"),
+    ("vgdb", "there is no gdbserver in memcheck"),
+    ("vgdb-error", "there is no gdbserver in memcheck"),
+    ("vgdb-prefix", "there is no gdbserver in memcheck"),
+    ("demangle", "memcheck always demangles"),
+    ("track-fds", "memcheck does not track file descriptors"),
+    ("time-stamp", "memcheck reports after the run"),
+    ("max-stackframe", "memcheck does not check stack accesses"),
+    ("main-stacksize", "the program runs natively"),
+    ("fair-sched", "the program's threads run natively"),
+    ("show-below-main", "stacks stop at main"),
+    (
+        "fullpath-after",
+        "the JSON and XML reports carry full paths",
+    ),
+    ("run-libc-freeres", "glibc's freeres always runs at exit"),
+    ("run-cxx-freeres", "libstdc++'s freeres always runs at exit"),
+    ("sim-hints", "the program runs natively"),
+    (
+        "soname-synonyms",
+        "memcheck interposes by symbol in every library",
+    ),
+    ("error-limit", "memcheck has no error limit"),
+    ("show-emwarns", "the program runs natively"),
+    (
+        "default-suppressions",
+        "memcheck has no default suppressions",
+    ),
+    ("alignment", "the program's own allocator alignment is kept"),
+    ("workaround-gcc296-bugs", "not needed"),
+    ("xtree-memory", "use --profile / --flamegraph"),
+    ("xtree-leak", "use --json or --xml"),
+];
+
+/// Parses the process arguments (notes for ignored Valgrind options go to stderr).
+pub fn parse() -> Result<Invocation> {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == "diff") {
+        let d = DiffCli::parse_from(
+            std::iter::once(OsString::from("memcheck diff")).chain(raw[2..].iter().cloned()),
+        );
+        return Ok(Invocation::Diff {
+            base: d.base,
+            new: d.new,
+        });
+    }
+    let mut kept = vec![raw[0].clone()];
+    let mut options = Vec::new();
+    let mut i = 1;
+    while i < raw.len() {
+        let a = raw[i].to_string_lossy().into_owned();
+        if a == "--" || !a.starts_with('-') {
+            break;
+        }
+        let name = a
+            .trim_start_matches('-')
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let value = a.split_once('=').map(|x| x.1.to_string());
+        if name == "tool" {
+            if value.as_deref() != Some("memcheck") {
+                bail!("--tool={}: memcheck only does what Valgrind's memcheck tool does (--tool=memcheck)", value.unwrap_or_default());
+            }
+        } else if let Some((_, why)) = IGNORED.iter().find(|(n, _)| *n == name) {
+            eprintln!("memcheck: note: {a} has no effect ({why}); ignored");
+        } else {
+            kept.push(raw[i].clone());
+        }
+        options.push(a);
+        i += 1;
+    }
+    kept.extend(raw[i..].iter().cloned());
+    let cli = match Cli::try_parse_from(&kept) {
+        Ok(c) => c,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                e.exit()
+            }
+            _ => {
+                let msg = e.to_string();
+                let first = msg
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("bad arguments");
+                bail!(
+                    "{} (see memcheck --help)",
+                    first.trim_start_matches("error: ")
+                );
+            }
+        },
+    };
+    let mut show = cli.show_leak_kinds;
+    if cli.show_reachable == Some(YesNo::Yes) {
+        show = LeakKinds {
+            definite: true,
+            indirect: true,
+            possible: true,
+            reachable: true,
+        };
+    }
+    if cli.show_possibly_lost == Some(YesNo::No) {
+        show.possible = false;
+    }
+    let xml_file = match (cli.xml, cli.xml_file) {
+        (YesNo::Yes, Some(f)) => Some(f),
+        (YesNo::Yes, None) => bail!("--xml=yes needs --xml-file=FILE"),
+        (YesNo::No, Some(_)) => bail!("--xml-file needs --xml=yes"),
+        (YesNo::No, None) => None,
+    };
+    Ok(Invocation::Run(Config {
         leak_check: cli.leak_check,
+        show_leak_kinds: show,
+        errors_for_leak_kinds: cli.errors_for_leak_kinds,
+        heuristics: cli.leak_check_heuristics,
+        leak_resolution: match cli.leak_resolution {
+            Resolution::Low => Some(2),
+            Resolution::Med => Some(4),
+            Resolution::High => None,
+        },
+        error_exitcode: cli.error_exitcode,
         num_callers: cli.num_callers,
         trace_children: cli.trace_children == YesNo::Yes,
+        child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
         freelist_vol: cli.freelist_vol,
-        json: cli.json,
         log_file: cli.log_file,
+        xml_file,
+        suppressions: cli.suppressions,
+        gen_suppressions: cli.gen_suppressions != GenSupp::No,
+        json: cli.json,
+        sarif: cli.sarif,
         quiet: cli.quiet,
+        show_error_list: cli.show_error_list || cli.verbose > 0,
+        options,
         command: cli.command,
+    }))
+}
+
+/// Expands Valgrind's `%p` (the pid) and `%q{VAR}` (an environment variable) in a file name.
+pub fn expand_file_name(template: &str, pid: u32) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(a) = after.strip_prefix('p') {
+            out.push_str(&pid.to_string());
+            rest = a;
+        } else if let Some(a) = after.strip_prefix("q{") {
+            match a.find('}') {
+                Some(j) => {
+                    out.push_str(&std::env::var(&a[..j]).unwrap_or_default());
+                    rest = &a[j + 1..];
+                }
+                None => {
+                    out.push_str("%q{");
+                    rest = a;
+                }
+            }
+        } else if let Some(a) = after.strip_prefix('%') {
+            out.push('%');
+            rest = a;
+        } else {
+            out.push('%');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_name_templates() {
+        std::env::set_var("MEMCHECK_TEST_JOB", "j7");
+        assert_eq!(expand_file_name("out.%p.xml", 42), "out.42.xml");
+        assert_eq!(
+            expand_file_name("log-%q{MEMCHECK_TEST_JOB}-%p", 3),
+            "log-j7-3"
+        );
+        assert_eq!(expand_file_name("100%%", 1), "100%");
+    }
+
+    #[test]
+    fn leak_kinds() {
+        let k = LeakKinds::parse("definite,reachable").unwrap();
+        assert!(k.definite && k.reachable && !k.possible && !k.indirect);
+        assert!(LeakKinds::parse("bogus").is_err());
+        assert_eq!(LeakKinds::parse("none").unwrap(), LeakKinds::default());
     }
 }

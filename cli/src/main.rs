@@ -1,29 +1,36 @@
 //! The `memcheck` binary: parse the arguments, check the program, run it under the tracer,
-//! then symbolise and write the reports. The exit status is the program's own; if the program
-//! died of a signal, memcheck ends by the same signal.
+//! then symbolise and write the reports. The exit status is the program's own (or
+//! --error-exitcode when errors were found); if the program died of a signal, memcheck ends by
+//! the same signal. memcheck's own failures print one `memcheck: ...` line and exit with 2.
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod diff;
 mod report;
 mod symbolize;
 mod validate;
 
 use anyhow::{Context, Result};
+use args::{expand_file_name, Config, Invocation};
 use memcheck_tracer::{ExitStatus, TraceError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-/// memcheck's own failures: a one-line message and exit code 2.
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("memcheck: {msg}");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    let cfg = args::parse();
-    match run(&cfg) {
+    let result = match args::parse() {
+        Ok(Invocation::Run(cfg)) => run(&cfg),
+        Ok(Invocation::Diff { base, new }) => diff::run(&base, &new),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => fail(format!("{e:#}")),
     }
@@ -38,10 +45,20 @@ fn explain(e: TraceError) -> anyhow::Error {
     }
 }
 
-fn run(cfg: &args::Config) -> Result<ExitCode> {
+fn create(path: &str) -> Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::File::create(path).with_context(|| format!("cannot write {path}"))?;
+    Ok(std::io::BufWriter::new(f))
+}
+
+fn run(cfg: &Config) -> Result<ExitCode> {
     let program = validate::resolve(&PathBuf::from(&cfg.command[0]))?;
     validate::check(&program)?;
     let shim = validate::shim_path()?;
+    let mut supps = Vec::new();
+    for s in &cfg.suppressions {
+        supps.extend(report::supp::parse_file(s)?);
+    }
+    let h = cfg.heuristics;
     let opts = memcheck_tracer::Options {
         program,
         args: cfg.command.clone(),
@@ -49,29 +66,83 @@ fn run(cfg: &args::Config) -> Result<ExitCode> {
         depth: cfg.num_callers,
         trace_children: cfg.trace_children,
         freelist_vol: cfg.freelist_vol,
+        heuristics: memcheck_tracer::Heuristics {
+            stdstring: h.stdstring,
+            length64: h.length64,
+            newarray: h.newarray,
+            multipleinheritance: h.multipleinheritance,
+        },
     };
     // The terminal's SIGINT and SIGQUIT go to the program; memcheck waits for it to end.
     memcheck_tracer::ignore_terminal_signals();
+    let started = Instant::now();
     let result = memcheck_tracer::run(&opts).map_err(explain)?;
+    let elapsed = started.elapsed();
 
     let mut sym = symbolize::Symbolizer::default();
-    let report = report::build(cfg, &result, &mut sym, &shim);
-    let mut out: Box<dyn Write> = match &cfg.log_file {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stderr().lock()),
-    };
-    report::text::write(&mut out, cfg, &report).or_else(ignore_broken_pipe)?;
-    out.flush().or_else(ignore_broken_pipe)?;
+    let report = report::build(cfg, &result, &mut sym, &shim, &supps);
+    // A forked child that did not exec stays silent with --child-silent-after-fork=yes.
+    let shown: Vec<&report::Process> = report
+        .processes
+        .iter()
+        .filter(|p| !(cfg.child_silent_after_fork && !p.execed))
+        .collect();
+
+    // The text report: stderr, or --log-file (one file per process with %p).
+    match &cfg.log_file {
+        None => {
+            let mut err = std::io::stderr().lock();
+            for p in &shown {
+                report::text::write_process(&mut err, cfg, p).or_else(ignore_broken_pipe)?;
+            }
+        }
+        Some(t) if t.contains("%p") => {
+            for p in &shown {
+                let mut f = create(&expand_file_name(t, p.pid))?;
+                report::text::write_process(&mut f, cfg, p)?;
+                f.flush()?;
+            }
+        }
+        Some(t) => {
+            let mut f = create(&expand_file_name(t, result.root_pid))?;
+            for p in &shown {
+                report::text::write_process(&mut f, cfg, p)?;
+            }
+            f.flush()?;
+        }
+    }
+    // XML: one document per process (%p), or the program's own process only.
+    if let Some(t) = &cfg.xml_file {
+        for p in &shown {
+            if !t.contains("%p") && p.pid != result.root_pid {
+                continue;
+            }
+            let mut f = create(&expand_file_name(t, p.pid))?;
+            report::xml::write_process(&mut f, cfg, p, elapsed)?;
+            f.flush()?;
+        }
+    }
     if let Some(p) = &cfg.json {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-        );
+        let mut f = create(&p.display().to_string())?;
         report::json::write(&mut f, &report)?;
         f.flush()?;
     }
+    if let Some(p) = &cfg.sarif {
+        let root = std::env::current_dir().context("cannot read the working directory")?;
+        let mut f = create(&p.display().to_string())?;
+        serde_json::to_writer_pretty(&mut f, &report::sarif::build(&report, &root))?;
+        writeln!(f)?;
+        f.flush()?;
+    }
+    let errors: u64 = report
+        .processes
+        .iter()
+        .map(|p| p.error_summary.errors)
+        .sum();
     Ok(match result.status {
+        ExitStatus::Code(_) if cfg.error_exitcode != 0 && errors > 0 => {
+            ExitCode::from(cfg.error_exitcode as u8)
+        }
         ExitStatus::Code(c) => ExitCode::from(c as u8),
         ExitStatus::Signal(s) => die_by_signal(s),
     })

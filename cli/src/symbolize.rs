@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 pub struct Frame {
     #[serde(serialize_with = "crate::report::hex")]
     pub ip: u64,
+    /// The function, demangled.
     pub function: Option<String>,
+    /// The function's linkage (mangled) name, as suppressions match it.
+    pub mangled: Option<String>,
     /// Directory of the source file.
     pub dir: Option<String>,
     /// Source file name (no directory).
@@ -173,6 +176,10 @@ impl Symbolizer {
                     .function
                     .as_ref()
                     .and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
+                let mangled = f
+                    .function
+                    .as_ref()
+                    .and_then(|n| n.raw_name().ok().map(|c| c.into_owned()));
                 let (dir, file, line) = match &f.location {
                     Some(loc) => {
                         let p = loc.file.map(PathBuf::from);
@@ -191,6 +198,7 @@ impl Symbolizer {
                 };
                 out.push(Frame {
                     function,
+                    mangled,
                     dir,
                     file,
                     line,
@@ -203,14 +211,15 @@ impl Symbolizer {
             last.inlined = false;
         }
         if out.is_empty() || out.iter().all(|f| f.function.is_none()) {
-            let sym = loader
-                .find_symbol(svma)
-                .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+            let raw = loader.find_symbol(svma).map(str::to_string);
             if out.is_empty() {
                 out.push(base);
             }
             if let Some(last) = out.last_mut() {
-                last.function = sym;
+                last.function = raw
+                    .as_ref()
+                    .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+                last.mangled = raw;
             }
         }
         out

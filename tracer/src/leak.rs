@@ -23,11 +23,57 @@ pub enum LeakKind {
     Unclassified,
 }
 
+/// Valgrind's interior-pointer heuristics (`--leak-check-heuristics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Heuristic {
+    /// A pointer to the characters of a pre-C++11 `std::string` (length, capacity, refcount).
+    StdString,
+    /// A pointer 8 bytes in, after a 64-bit length of the rest (sqlite's allocator).
+    Length64,
+    /// A pointer to the first element of a `new[]` array, after its element count.
+    NewArray,
+    /// A pointer to a secondary base of an object with multiple inheritance (vtable pointers).
+    MultipleInheritance,
+}
+
+impl Heuristic {
+    pub fn name(self) -> &'static str {
+        match self {
+            Heuristic::StdString => "stdstring",
+            Heuristic::Length64 => "length64",
+            Heuristic::NewArray => "newarray",
+            Heuristic::MultipleInheritance => "multipleinheritance",
+        }
+    }
+}
+
+/// Which heuristics are on (Valgrind's default: all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heuristics {
+    pub stdstring: bool,
+    pub length64: bool,
+    pub newarray: bool,
+    pub multipleinheritance: bool,
+}
+
+impl Default for Heuristics {
+    fn default() -> Heuristics {
+        Heuristics {
+            stdstring: true,
+            length64: true,
+            newarray: true,
+            multipleinheritance: true,
+        }
+    }
+}
+
 /// A block still allocated at exit, classified.
 #[derive(Clone, Debug)]
 pub struct ClassifiedBlock {
     pub block: LiveBlock,
     pub kind: LeakKind,
+    /// The heuristic through which a still-reachable block was reached, if any.
+    pub heuristic: Option<Heuristic>,
     /// For a definitely-lost group leader: bytes and blocks indirectly lost through it.
     pub indirect_bytes: u64,
     pub indirect_blocks: u64,
@@ -51,12 +97,17 @@ pub struct Snapshot<'a> {
     pub threads: Vec<(u64, Vec<u64>)>,
     /// Mapping paths never scanned (memcheck's own).
     pub exclude: &'a dyn Fn(&str) -> bool,
+    pub heuristics: Heuristics,
 }
 
 struct Scan<'a> {
     /// Blocks sorted by address.
     blocks: Vec<&'a LiveBlock>,
     state: Vec<State>,
+    heuristic: Vec<Option<Heuristic>>,
+    heuristics: Heuristics,
+    /// Readable, non-executable file mappings: where vtables live.
+    vtable_ranges: Vec<(u64, u64)>,
     data: Vec<u8>,
     offsets: Vec<usize>,
     work: Vec<usize>,
@@ -79,13 +130,76 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Valgrind's rule: a start pointer from a definite place makes a block reachable;
-    /// anything else makes an unreached block possibly lost.
+    /// The word at `offset` of block `i`, if the block is that long.
+    fn word(&self, i: usize, offset: u64) -> Option<u64> {
+        let b = self.blocks[i];
+        if offset + 8 > b.size {
+            return None;
+        }
+        let at = self.offsets[i] + offset as usize;
+        Some(u64::from_ne_bytes(
+            self.data[at..at + 8].try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn is_vtable_addr(&self, a: u64) -> bool {
+        a & 7 == 0 && a >= 4096 && self.vtable_ranges.iter().any(|&(s, e)| s <= a && a < e)
+    }
+
+    /// Which heuristic, if any, makes the interior pointer `v` into block `i` count as a
+    /// pointer to its start (Valgrind's `heuristic_reachedness`).
+    fn heuristic_for(&self, i: usize, v: u64) -> Option<Heuristic> {
+        let b = self.blocks[i];
+        let off = v - b.addr;
+        let h = self.heuristics;
+        if h.stdstring && off == 24 {
+            if let (Some(len), Some(cap)) = (self.word(i, 0), self.word(i, 8)) {
+                if cap.checked_add(25) == Some(b.size) && len <= cap {
+                    return Some(Heuristic::StdString);
+                }
+            }
+        }
+        if (h.length64 || h.newarray) && off == 8 {
+            if let Some(n) = self.word(i, 0) {
+                if h.length64 && n > 0 && b.size - 8 == n {
+                    return Some(Heuristic::Length64);
+                }
+                if h.newarray && n > 0 && (b.size - 8) % n == 0 {
+                    return Some(Heuristic::NewArray);
+                }
+            }
+        }
+        if h.multipleinheritance && off % 8 == 0 {
+            if let (Some(inner), Some(first)) = (self.word(i, off), self.word(i, 0)) {
+                if self.is_vtable_addr(inner) && self.is_vtable_addr(first) {
+                    return Some(Heuristic::MultipleInheritance);
+                }
+            }
+        }
+        None
+    }
+
+    /// Valgrind's rule: a start pointer (or an interior pointer a heuristic accepts) from a
+    /// definite place makes a block reachable; anything else makes an unreached block
+    /// possibly lost.
     fn push(&mut self, v: u64, definite: bool) {
-        let Some((i, start)) = self.find(v) else {
+        let Some((i, mut start)) = self.find(v) else {
             return;
         };
+        let mut via_heuristic = false;
+        if !start && self.state[i] != State::Reachable {
+            if let Some(h) = self.heuristic_for(i, v) {
+                via_heuristic = true;
+                start = true;
+                if definite {
+                    self.heuristic[i] = Some(h);
+                }
+            }
+        }
         if start && definite {
+            if !via_heuristic {
+                self.heuristic[i] = None;
+            }
             if self.state[i] != State::Reachable {
                 self.state[i] = State::Reachable;
                 self.work.push(i);
@@ -125,9 +239,18 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
     let mut data = Vec::new();
     let offsets = mem::read_ranges(snap.pid, &ranges, &mut data);
     let n = blocks.len();
+    let vtable_ranges = snap
+        .maps
+        .iter()
+        .filter(|m| m.readable && !m.executable && m.path.starts_with('/'))
+        .map(|m| (m.start, m.end))
+        .collect();
     let mut scan = Scan {
         blocks,
         state: vec![State::Unreached; n],
+        heuristic: vec![None; n],
+        heuristics: snap.heuristics,
+        vtable_ranges,
         data,
         offsets,
         work: Vec::new(),
@@ -242,9 +365,15 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
                 State::Indirect(_) => (LeakKind::IndirectlyLost, 0, 0),
                 State::Unreached => (LeakKind::DefinitelyLost, indirect[i].0, indirect[i].1),
             };
+            let heuristic = if kind == LeakKind::StillReachable {
+                scan.heuristic[i]
+            } else {
+                None
+            };
             ClassifiedBlock {
                 block: (*b).clone(),
                 kind,
+                heuristic,
                 indirect_bytes: ib,
                 indirect_blocks: ic,
             }

@@ -18,7 +18,7 @@ pub use signals::{die_by_signal, ignore_terminal_signals};
 
 pub use error::TraceError;
 pub use heap::{AddrDescription, BlockInfo, ErrorKind, HeapError, HeapTotals, LiveBlock};
-pub use leak::{ClassifiedBlock, LeakKind};
+pub use leak::{ClassifiedBlock, Heuristic, Heuristics, LeakKind};
 pub use maps::{Mapping, Module};
 pub use memcheck_wire::{Family, Func};
 
@@ -40,6 +40,8 @@ pub struct Options {
     pub trace_children: bool,
     /// Bytes of freed blocks held back from reuse (Valgrind's --freelist-vol).
     pub freelist_vol: u64,
+    /// Interior-pointer heuristics of the leak scan (Valgrind's --leak-check-heuristics).
+    pub heuristics: Heuristics,
 }
 
 /// How a process ended.
@@ -58,6 +60,9 @@ pub struct ProcessReport {
     pub exe: PathBuf,
     pub cmdline: Vec<String>,
     pub exit: Option<ExitStatus>,
+    /// The image was started by exec (the program memcheck ran, or one it exec'd), not by a
+    /// fork that did not exec.
+    pub execed: bool,
     /// Bad frees and mismatched deallocations, one per distinct (kind, stack), in first-seen order.
     pub errors: Vec<HeapError>,
     /// Blocks still allocated when the process exited, classified by the reachability scan.

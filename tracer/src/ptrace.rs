@@ -36,6 +36,8 @@ struct Proc {
     report: Option<ProcessReport>,
     /// The first exec of the root process has happened.
     started: bool,
+    /// This image was started by exec.
+    execed: bool,
 }
 
 impl Proc {
@@ -51,6 +53,7 @@ impl Proc {
             cmdline: Vec::new(),
             report: None,
             started: false,
+            execed: false,
         }
     }
 
@@ -123,6 +126,7 @@ impl Proc {
                 .map(|block| ClassifiedBlock {
                     block,
                     kind: LeakKind::Unclassified,
+                    heuristic: None,
                     indirect_bytes: 0,
                     indirect_blocks: 0,
                 })
@@ -134,6 +138,7 @@ impl Proc {
             exe: self.exe.clone(),
             cmdline: self.cmdline.clone(),
             exit,
+            execed: self.execed,
             errors: self.heap.errors().to_vec(),
             live,
             totals: self.heap.totals(),
@@ -378,6 +383,7 @@ impl<'a> Tracer<'a> {
                         .remove(&pid)
                         .unwrap_or_else(|| Proc::new(pid, ppid, Heap::new(self.opts.freelist_vol)));
                     pr.started = true;
+                    pr.execed = true;
                     pr.threads = HashSet::from([pid]);
                     pr.read_identity();
                     self.procs.insert(pid, pr);
@@ -409,6 +415,7 @@ impl<'a> Tracer<'a> {
     fn take_report(&mut self, pid: u32, status: ExitStatus) {
         self.drain_pid(pid);
         let shim = self.opts.shim.display().to_string();
+        let heuristics = self.opts.heuristics;
         if let Some(pr) = self.procs.get_mut(&pid) {
             if pr.report.is_none() {
                 pr.modules.refresh(pid);
@@ -433,6 +440,7 @@ impl<'a> Tracer<'a> {
                     maps: &maps,
                     threads,
                     exclude: &exclude,
+                    heuristics,
                 };
                 pr.report = Some(pr.report(Some(status), Some(&snap)));
             }

@@ -1,17 +1,23 @@
-//! The findings of a run, symbolised, in one model that every output format renders: the
-//! Valgrind-style text report (`text`) and JSON (`json`).
+//! The findings of a run, symbolised and matched against the suppressions, in one model that
+//! every output format renders: the Valgrind-style text report (`text`), Valgrind's XML
+//! (`xml`), JSON (`json`) and SARIF (`sarif`).
 
 pub mod json;
+pub mod sarif;
+pub mod supp;
 pub mod text;
+pub mod xml;
 
 use crate::args::Config;
-use crate::symbolize::{Frame, Symbolizer};
+pub use crate::symbolize::Frame;
+use crate::symbolize::Symbolizer;
 use memcheck_tracer::{
     AddrDescription, ErrorKind, ExitStatus, LeakKind, Module, ProcessReport, RunResult,
 };
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use supp::Suppression;
 
 pub fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:#x}"))
@@ -56,10 +62,33 @@ pub struct Process {
     pub exe: String,
     pub cmdline: Vec<String>,
     pub exit: Option<Exit>,
+    /// Started by exec (false: a forked child that did not exec).
+    pub execed: bool,
+    /// Errors not suppressed, in the order they first happened.
     pub errors: Vec<Error>,
+    /// Loss records not suppressed, largest first.
     pub leaks: Vec<LossRecord>,
     pub heap_summary: HeapSummary,
     pub leak_summary: LeakSummary,
+    pub error_summary: ErrorSummary,
+    /// How often each suppression was used.
+    pub suppcounts: Vec<SuppCount>,
+}
+
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct ErrorSummary {
+    /// Errors (occurrences), leak errors of --errors-for-leak-kinds included (with
+    /// --leak-check=full), and the distinct contexts they come from.
+    pub errors: u64,
+    pub contexts: u64,
+    pub suppressed_errors: u64,
+    pub suppressed_contexts: u64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct SuppCount {
+    pub name: String,
+    pub count: u64,
 }
 
 #[derive(Serialize, Debug, Default, Clone, Copy)]
@@ -77,18 +106,23 @@ pub struct Amount {
     pub blocks: u64,
 }
 
-#[derive(Serialize, Debug, Default, Clone, Copy)]
+#[derive(Serialize, Debug, Default, Clone)]
 pub struct LeakSummary {
     pub definitely_lost: Amount,
     pub indirectly_lost: Amount,
     pub possibly_lost: Amount,
     pub still_reachable: Amount,
+    /// Of the still reachable blocks, those reached through an interior pointer that a leak
+    /// heuristic accepted, by heuristic.
+    pub reachable_via_heuristic: BTreeMap<String, Amount>,
     pub unclassified: Amount,
     pub suppressed: Amount,
 }
 
 #[derive(Serialize, Debug, Clone)]
 pub struct Error {
+    /// Valgrind's `unique`: the error's number in this process (errors and loss records).
+    pub unique: u64,
     /// Valgrind's error kind: InvalidFree or MismatchedFree.
     pub kind: &'static str,
     /// Valgrind's headline for the kind.
@@ -101,6 +135,9 @@ pub struct Error {
     pub address: u64,
     pub stack: Vec<Frame>,
     pub address_description: AddressDescription,
+    /// With --gen-suppressions: the suppression that matches this error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -119,6 +156,7 @@ pub struct AddressDescription {
 
 #[derive(Serialize, Debug, Clone)]
 pub struct LossRecord {
+    pub unique: u64,
     /// Leak_DefinitelyLost, Leak_IndirectlyLost, Leak_PossiblyLost, Leak_StillReachable or
     /// Leak_Unclassified (the process died before it could be scanned).
     pub kind: &'static str,
@@ -132,6 +170,9 @@ pub struct LossRecord {
     pub blocks: u64,
     pub indirect_blocks: u64,
     pub stack: Vec<Frame>,
+    /// With --gen-suppressions: the suppression that matches this loss record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
 }
 
 pub fn leak_kind_name(k: LeakKind) -> &'static str {
@@ -175,6 +216,7 @@ impl Stacks<'_> {
         let mut out = vec![Frame {
             ip: entry,
             function: Some(func.display_name().to_string()),
+            mangled: Some(func.symbol().to_string()),
             object: Some(self.shim.display().to_string()),
             ..Default::default()
         }];
@@ -203,11 +245,17 @@ impl Stacks<'_> {
     }
 }
 
-pub fn build(cfg: &Config, run: &RunResult, sym: &mut Symbolizer, shim: &Path) -> Report {
+pub fn build(
+    cfg: &Config,
+    run: &RunResult,
+    sym: &mut Symbolizer,
+    shim: &Path,
+    supps: &[Suppression],
+) -> Report {
     let processes = run
         .processes
         .iter()
-        .map(|p| build_process(cfg, p, sym, shim))
+        .map(|p| build_process(cfg, p, sym, shim, supps))
         .collect();
     Report {
         tool: "memcheck",
@@ -283,7 +331,13 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
     out
 }
 
-fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &Path) -> Process {
+fn build_process(
+    cfg: &Config,
+    p: &ProcessReport,
+    sym: &mut Symbolizer,
+    shim: &Path,
+    supps: &[Suppression],
+) -> Process {
     let mut stacks = Stacks {
         sym,
         proc: p,
@@ -291,48 +345,64 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
         num_callers: cfg.num_callers as usize,
         cache: HashMap::new(),
     };
-    let errors = p
-        .errors
-        .iter()
-        .map(|e| {
-            let (kind, what) = match e.kind {
-                ErrorKind::InvalidFree => (
-                    "InvalidFree",
-                    "Invalid free() / delete / delete[] / realloc()",
-                ),
-                ErrorKind::MismatchedFree => {
-                    ("MismatchedFree", "Mismatched free() / delete / delete []")
-                }
-            };
-            Error {
-                kind,
-                what,
-                function: e.func.display_name(),
-                count: e.count,
-                tid: e.tid,
-                address: e.addr,
-                stack: stacks.get(e.stack, e.func),
-                address_description: describe(&e.what, e.addr, &mut stacks),
+    let mut summary = ErrorSummary::default();
+    let mut suppcounts: Vec<SuppCount> = Vec::new();
+    let mut count_supp = |name: &str, n: u64| match suppcounts.iter_mut().find(|c| c.name == name) {
+        Some(c) => c.count += n,
+        None => suppcounts.push(SuppCount {
+            name: name.to_string(),
+            count: n,
+        }),
+    };
+    let mut unique = 0u64;
+    let mut errors = Vec::new();
+    for e in &p.errors {
+        let (kind, what) = match e.kind {
+            ErrorKind::InvalidFree => (
+                "InvalidFree",
+                "Invalid free() / delete / delete[] / realloc()",
+            ),
+            ErrorKind::MismatchedFree => {
+                ("MismatchedFree", "Mismatched free() / delete / delete []")
             }
-        })
-        .collect();
+        };
+        let stack = stacks.get(e.stack, e.func);
+        if let Some(s) = supp::find(supps, kind, &stack) {
+            summary.suppressed_errors += e.count;
+            summary.suppressed_contexts += 1;
+            count_supp(&s.name, e.count);
+            continue;
+        }
+        summary.errors += e.count;
+        summary.contexts += 1;
+        errors.push(Error {
+            unique,
+            kind,
+            what,
+            function: e.func.display_name(),
+            count: e.count,
+            tid: if e.tid == p.pid { 1 } else { e.tid },
+            address: e.addr,
+            suppression: cfg.gen_suppressions.then(|| supp::generate(kind, &stack)),
+            stack,
+            address_description: describe(&e.what, e.addr, &mut stacks),
+        });
+        unique += 1;
+    }
 
-    // Group the blocks into loss records by kind and shown stack.
+    // Group the blocks into loss records by kind and allocation stack (the first frames of it
+    // with --leak-resolution=low or med).
     let mut groups: HashMap<(LeakKind, Vec<u64>), LossRecord> = HashMap::new();
-    let mut summary = LeakSummary::default();
+    let mut leak_summary = LeakSummary::default();
     for c in &p.live {
         let stack = stacks.get(c.block.stack, c.block.func);
-        let key: Vec<u64> = stack.iter().map(|f| f.ip).collect();
-        let amount = match c.kind {
-            LeakKind::DefinitelyLost => &mut summary.definitely_lost,
-            LeakKind::IndirectlyLost => &mut summary.indirectly_lost,
-            LeakKind::PossiblyLost => &mut summary.possibly_lost,
-            LeakKind::StillReachable => &mut summary.still_reachable,
-            LeakKind::Unclassified => &mut summary.unclassified,
-        };
-        amount.bytes += c.block.size;
-        amount.blocks += 1;
+        let key: Vec<u64> = stack
+            .iter()
+            .take(cfg.leak_resolution.unwrap_or(usize::MAX))
+            .map(|f| f.ip)
+            .collect();
         let r = groups.entry((c.kind, key)).or_insert_with(|| LossRecord {
+            unique: 0,
             kind: leak_kind_name(c.kind),
             record: 0,
             records: 0,
@@ -341,11 +411,20 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
             blocks: 0,
             indirect_blocks: 0,
             stack,
+            suppression: None,
         });
         r.bytes += c.block.size;
         r.blocks += 1;
         r.indirect_bytes += c.indirect_bytes;
         r.indirect_blocks += c.indirect_blocks;
+        if let Some(h) = c.heuristic {
+            let a = leak_summary
+                .reachable_via_heuristic
+                .entry(h.name().to_string())
+                .or_default();
+            a.bytes += c.block.size;
+            a.blocks += 1;
+        }
     }
     let mut leaks: Vec<LossRecord> = groups.into_values().collect();
     leaks.sort_by(|a, b| {
@@ -361,9 +440,39 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
             })
     });
     let n = leaks.len();
-    for (i, l) in leaks.iter_mut().enumerate() {
+    let mut kept = Vec::new();
+    for (i, mut l) in leaks.into_iter().enumerate() {
         l.record = i + 1;
         l.records = n;
+        if let Some(s) = supp::find(supps, l.kind, &l.stack) {
+            leak_summary.suppressed.bytes += l.bytes;
+            leak_summary.suppressed.blocks += l.blocks;
+            count_supp(&s.name, 1);
+            if cfg.full() && cfg.errors_for_leak_kinds.contains(l.kind) {
+                summary.suppressed_errors += 1;
+                summary.suppressed_contexts += 1;
+            }
+            continue;
+        }
+        let amount = match l.kind {
+            "Leak_DefinitelyLost" => &mut leak_summary.definitely_lost,
+            "Leak_IndirectlyLost" => &mut leak_summary.indirectly_lost,
+            "Leak_PossiblyLost" => &mut leak_summary.possibly_lost,
+            "Leak_StillReachable" => &mut leak_summary.still_reachable,
+            _ => &mut leak_summary.unclassified,
+        };
+        amount.bytes += l.bytes;
+        amount.blocks += l.blocks;
+        if cfg.full() && cfg.errors_for_leak_kinds.contains(l.kind) {
+            summary.errors += 1;
+            summary.contexts += 1;
+        }
+        l.unique = unique;
+        unique += 1;
+        if cfg.gen_suppressions {
+            l.suppression = Some(supp::generate(l.kind, &l.stack));
+        }
+        kept.push(l);
     }
     Process {
         pid: p.pid,
@@ -371,8 +480,9 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
         exe: p.exe.display().to_string(),
         cmdline: p.cmdline.clone(),
         exit: p.exit.map(Exit::from),
+        execed: p.execed,
         errors,
-        leaks,
+        leaks: kept,
         heap_summary: HeapSummary {
             in_use_bytes: p.totals.in_use_bytes,
             in_use_blocks: p.totals.in_use_blocks,
@@ -380,7 +490,9 @@ fn build_process(cfg: &Config, p: &ProcessReport, sym: &mut Symbolizer, shim: &P
             frees: p.totals.frees,
             bytes_allocated: p.totals.bytes_allocated,
         },
-        leak_summary: summary,
+        leak_summary,
+        error_summary: summary,
+        suppcounts,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The text report, in Valgrind's layout: every line prefixed with `==PID==`.
 
-use super::{fmt_num, Amount, LossRecord, Process, Report};
+use super::{fmt_num, Amount, Error, LossRecord, Process};
 use crate::args::{Config, LeakCheck};
 use crate::symbolize::Frame;
 use std::io::{self, Write};
@@ -41,7 +41,8 @@ fn kind_words(kind: &str) -> &'static str {
     }
 }
 
-fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
+/// Valgrind's sentence for a loss record.
+pub fn loss_record_text(r: &LossRecord) -> String {
     let bytes = if r.kind == "Leak_DefinitelyLost" && r.indirect_bytes > 0 {
         format!(
             "{} ({} direct, {} indirect)",
@@ -52,38 +53,50 @@ fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
     } else {
         fmt_num(r.bytes)
     };
-    writeln!(
-        w,
-        "{pfx} {bytes} bytes in {} blocks are {} in loss record {} of {}",
+    format!(
+        "{bytes} bytes in {} blocks are {} in loss record {} of {}",
         fmt_num(r.blocks),
         kind_words(r.kind),
         fmt_num(r.record as u64),
         fmt_num(r.records as u64)
-    )?;
-    stack(w, pfx, &r.stack)?;
-    writeln!(w, "{pfx} ")
-}
-
-/// Which loss records the text shows (Valgrind's --show-leak-kinds=definite,possible).
-fn shown(r: &LossRecord) -> bool {
-    matches!(
-        r.kind,
-        "Leak_DefinitelyLost" | "Leak_PossiblyLost" | "Leak_Unclassified"
     )
 }
 
-pub fn write(w: &mut dyn Write, cfg: &Config, report: &Report) -> io::Result<()> {
-    for p in &report.processes {
-        process(w, cfg, p)?;
+fn suppression(w: &mut dyn Write, text: &Option<String>) -> io::Result<()> {
+    if let Some(t) = text {
+        // Suppressions are printed bare, without the ==PID== prefix, so they can be pasted.
+        write!(w, "{t}")?;
     }
     Ok(())
+}
+
+fn loss_record(w: &mut dyn Write, pfx: &str, r: &LossRecord) -> io::Result<()> {
+    writeln!(w, "{pfx} {}", loss_record_text(r))?;
+    stack(w, pfx, &r.stack)?;
+    writeln!(w, "{pfx} ")?;
+    suppression(w, &r.suppression)
+}
+
+fn error(w: &mut dyn Write, pfx: &str, e: &Error) -> io::Result<()> {
+    writeln!(w, "{pfx} {}", e.what)?;
+    stack(w, pfx, &e.stack)?;
+    let d = &e.address_description;
+    writeln!(w, "{pfx}  {}", d.text)?;
+    if d.kind == "freed" {
+        stack(w, pfx, &d.free_stack)?;
+        writeln!(w, "{pfx}  Block was alloc'd at")?;
+    }
+    stack(w, pfx, &d.alloc_stack)?;
+    writeln!(w, "{pfx} ")?;
+    suppression(w, &e.suppression)
 }
 
 fn amount(a: Amount) -> String {
     format!("{} bytes in {} blocks", fmt_num(a.bytes), fmt_num(a.blocks))
 }
 
-fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
+/// Writes one process's report.
+pub fn write_process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
     let pfx = format!("=={}==", p.pid);
     if !cfg.quiet {
         writeln!(w, "{pfx} memcheck, a heap checker and allocation profiler")?;
@@ -94,16 +107,7 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
         writeln!(w, "{pfx} ")?;
     }
     for e in &p.errors {
-        writeln!(w, "{pfx} {}", e.what)?;
-        stack(w, &pfx, &e.stack)?;
-        let d = &e.address_description;
-        writeln!(w, "{pfx}  {}", d.text)?;
-        if d.kind == "freed" {
-            stack(w, &pfx, &d.free_stack)?;
-            writeln!(w, "{pfx}  Block was alloc'd at")?;
-        }
-        stack(w, &pfx, &d.alloc_stack)?;
-        writeln!(w, "{pfx} ")?;
+        error(w, &pfx, e)?;
     }
     let h = &p.heap_summary;
     if !cfg.quiet {
@@ -123,13 +127,13 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
         )?;
         writeln!(w, "{pfx} ")?;
     }
-    let mut leak_errors = 0u64;
-    let mut leak_contexts = 0u64;
-    if cfg.leak_check == LeakCheck::Full {
-        for r in p.leaks.iter().filter(|r| shown(r)) {
+    if cfg.full() {
+        for r in p
+            .leaks
+            .iter()
+            .filter(|r| cfg.show_leak_kinds.contains(r.kind))
+        {
             loss_record(w, &pfx, r)?;
-            leak_errors += r.blocks;
-            leak_contexts += 1;
         }
     }
     let s = &p.leak_summary;
@@ -145,8 +149,25 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             writeln!(w, "{pfx}    indirectly lost: {}", amount(s.indirectly_lost))?;
             writeln!(w, "{pfx}      possibly lost: {}", amount(s.possibly_lost))?;
             writeln!(w, "{pfx}    still reachable: {}", amount(s.still_reachable))?;
+            if !s.reachable_via_heuristic.is_empty() {
+                writeln!(
+                    w,
+                    "{pfx}                       of which reachable via heuristic:"
+                )?;
+                for (name, a) in &s.reachable_via_heuristic {
+                    writeln!(
+                        w,
+                        "{pfx}                         {name:<19}: {}",
+                        amount(*a)
+                    )?;
+                }
+            }
             if s.unclassified.blocks > 0 {
-                writeln!(w, "{pfx}       unclassified: {} (the process was killed before memcheck could stop it)", amount(s.unclassified))?;
+                writeln!(
+                    w,
+                    "{pfx}       unclassified: {} (the process was killed before memcheck could stop it)",
+                    amount(s.unclassified)
+                )?;
             }
             writeln!(w, "{pfx}         suppressed: {}", amount(s.suppressed))?;
             if cfg.leak_check == LeakCheck::Summary {
@@ -154,7 +175,9 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
                     w,
                     "{pfx} Rerun with --leak-check=full to see details of leaked memory"
                 )?;
-            } else if s.still_reachable.blocks > 0 || s.indirectly_lost.blocks > 0 {
+            } else if !cfg.show_leak_kinds.reachable
+                && (s.still_reachable.blocks > 0 || s.indirectly_lost.blocks > 0)
+            {
                 writeln!(
                     w,
                     "{pfx} Reachable blocks (those to which a pointer was found) are not shown."
@@ -167,14 +190,18 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
         }
         writeln!(w, "{pfx} ")?;
     }
-    let errs: u64 = p.errors.iter().map(|e| e.count).sum::<u64>()
-        + if leak_contexts > 0 { leak_contexts } else { 0 };
-    let _ = leak_errors;
-    let contexts = p.errors.len() as u64 + leak_contexts;
+    let es = &p.error_summary;
+    if cfg.show_error_list {
+        for c in &p.suppcounts {
+            writeln!(w, "{pfx} used_suppression: {:>6} {}", c.count, c.name)?;
+        }
+    }
     writeln!(
         w,
-        "{pfx} ERROR SUMMARY: {} errors from {} contexts (suppressed: 0 from 0)",
-        fmt_num(errs),
-        fmt_num(contexts)
+        "{pfx} ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {})",
+        fmt_num(es.errors),
+        fmt_num(es.contexts),
+        fmt_num(es.suppressed_errors),
+        fmt_num(es.suppressed_contexts)
     )
 }
