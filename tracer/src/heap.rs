@@ -323,7 +323,7 @@ impl Heap {
             .chain(self.shadowed.values().flatten())
             .cloned()
             .collect();
-        v.sort_by_key(|b| b.seq);
+        v.sort_unstable_by_key(|b| b.seq);
         v
     }
 

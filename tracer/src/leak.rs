@@ -210,21 +210,22 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn words(&self, i: usize) -> impl Iterator<Item = u64> + '_ {
-        let b = self.blocks[i];
-        let off = self.offsets[i];
-        let bytes = &self.data[off..off + b.size as usize];
-        // Blocks are 16-aligned, so their words are aligned too.
-        bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+    /// The number of whole words in block `i` (blocks are 16-aligned, so words are aligned).
+    fn nwords(&self, i: usize) -> usize {
+        self.blocks[i].size as usize / 8
+    }
+
+    /// Word `k` of block `i`.
+    fn word_at(&self, i: usize, k: usize) -> u64 {
+        let at = self.offsets[i] + 8 * k;
+        u64::from_ne_bytes(self.data[at..at + 8].try_into().expect("8 bytes"))
     }
 
     fn drain(&mut self) {
         while let Some(i) = self.work.pop() {
             let definite = self.state[i] == State::Reachable;
-            let vals: Vec<u64> = self.words(i).collect();
-            for v in vals {
+            for k in 0..self.nwords(i) {
+                let v = self.word_at(i, k);
                 self.push(v, definite);
             }
         }
@@ -234,7 +235,7 @@ impl<'a> Scan<'a> {
 /// Classifies `live` by scanning the stopped process described by `snap`.
 pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock> {
     let mut blocks: Vec<&LiveBlock> = live.iter().collect();
-    blocks.sort_by_key(|b| b.addr);
+    blocks.sort_unstable_by_key(|b| b.addr);
     let ranges: Vec<(u64, usize)> = blocks.iter().map(|b| (b.addr, b.size as usize)).collect();
     let mut data = Vec::new();
     let offsets = mem::read_ranges(snap.pid, &ranges, &mut data);
@@ -321,35 +322,27 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
             continue;
         }
         let mut stack = vec![leader];
-        let mut seen_leader_done = vec![];
         while let Some(i) = stack.pop() {
-            let vals: Vec<u64> = scan.words(i).collect();
-            for v in vals {
-                let Some((j, _)) = scan.find(v) else { continue };
+            for k in 0..scan.nwords(i) {
+                let Some((j, _)) = scan.find(scan.word_at(i, k)) else {
+                    continue;
+                };
                 if j == leader {
                     continue;
                 }
                 if scan.state[j] == State::Unreached {
                     scan.state[j] = State::Indirect(leader);
                     if j < leader {
-                        // An earlier leader joins this group with its own indirect bytes.
+                        // An earlier leader joins this group with its own indirect bytes (its
+                        // members stay indirectly lost; only the leader's totals matter).
                         let (b, c) = std::mem::take(&mut indirect[j]);
                         indirect[leader].0 += b + scan.blocks[j].size;
                         indirect[leader].1 += c + 1;
-                        seen_leader_done.push(j);
                     } else {
                         indirect[leader].0 += scan.blocks[j].size;
                         indirect[leader].1 += 1;
                         stack.push(j);
                     }
-                }
-            }
-        }
-        for j in seen_leader_done {
-            // Blocks of an absorbed group now belong to this one.
-            for s in scan.state.iter_mut() {
-                if *s == State::Indirect(j) {
-                    *s = State::Indirect(leader);
                 }
             }
         }

@@ -118,9 +118,16 @@ impl Proc {
         exit: Option<ExitStatus>,
         snap: Option<&leak::Snapshot<'_>>,
     ) -> ProcessReport {
+        let started = std::time::Instant::now();
         let live = self.heap.live_blocks();
         let live = match snap {
-            Some(s) => leak::classify(&live, s),
+            Some(s) => {
+                let c = leak::classify(&live, s);
+                if std::env::var_os("MEMCHECK_DEBUG_TIMING").is_some() {
+                    eprintln!("memcheck: leak scan of {} blocks in pid {}: {:?}", live.len(), self.pid, started.elapsed());
+                }
+                c
+            }
             None => live
                 .into_iter()
                 .map(|block| ClassifiedBlock {

@@ -392,18 +392,35 @@ fn build_process(
 
     // Group the blocks into loss records by kind and allocation stack (the first frames of it
     // with --leak-resolution=low or med).
-    let mut groups: HashMap<(LeakKind, Vec<u64>), LossRecord> = HashMap::new();
+    // First by (kind, stack id): cheap, and each distinct stack is symbolised once.
+    #[derive(Default)]
+    struct Agg {
+        bytes: u64,
+        blocks: u64,
+        indirect_bytes: u64,
+        indirect_blocks: u64,
+    }
+    let mut by_id: HashMap<(LeakKind, u32, memcheck_tracer::Func), Agg> = HashMap::new();
     let mut leak_summary = LeakSummary::default();
     for c in &p.live {
-        let stack = stacks.get(c.block.stack, c.block.func);
-        let key: Vec<u64> = stack
-            .iter()
-            .take(cfg.leak_resolution.unwrap_or(usize::MAX))
-            .map(|f| f.ip)
-            .collect();
-        let r = groups.entry((c.kind, key)).or_insert_with(|| LossRecord {
+        let a = by_id.entry((c.kind, c.block.stack, c.block.func)).or_default();
+        a.bytes += c.block.size;
+        a.blocks += 1;
+        a.indirect_bytes += c.indirect_bytes;
+        a.indirect_blocks += c.indirect_blocks;
+        if let Some(h) = c.heuristic {
+            let a = leak_summary.reachable_via_heuristic.entry(h.name().to_string()).or_default();
+            a.bytes += c.block.size;
+            a.blocks += 1;
+        }
+    }
+    let mut groups: HashMap<(LeakKind, Vec<u64>), LossRecord> = HashMap::new();
+    for ((kind, id, func), a) in by_id {
+        let stack = stacks.get(id, func);
+        let key: Vec<u64> = stack.iter().take(cfg.leak_resolution.unwrap_or(usize::MAX)).map(|f| f.ip).collect();
+        let r = groups.entry((kind, key)).or_insert_with(|| LossRecord {
             unique: 0,
-            kind: leak_kind_name(c.kind),
+            kind: leak_kind_name(kind),
             record: 0,
             records: 0,
             bytes: 0,
@@ -413,18 +430,10 @@ fn build_process(
             stack,
             suppression: None,
         });
-        r.bytes += c.block.size;
-        r.blocks += 1;
-        r.indirect_bytes += c.indirect_bytes;
-        r.indirect_blocks += c.indirect_blocks;
-        if let Some(h) = c.heuristic {
-            let a = leak_summary
-                .reachable_via_heuristic
-                .entry(h.name().to_string())
-                .or_default();
-            a.bytes += c.block.size;
-            a.blocks += 1;
-        }
+        r.bytes += a.bytes;
+        r.blocks += a.blocks;
+        r.indirect_bytes += a.indirect_bytes;
+        r.indirect_blocks += a.indirect_blocks;
     }
     let mut leaks: Vec<LossRecord> = groups.into_values().collect();
     leaks.sort_by(|a, b| {
