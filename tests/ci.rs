@@ -341,3 +341,21 @@ fn diff_fails_on_new_leaks_only() {
     let out = run(&["diff", base.to_str().unwrap(), "/nonexistent.json"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn leak_heuristics_make_interior_pointers_reachable() {
+    let prog = fixture("heuristics");
+    let r = memcheck(&["--leak-check=full", "--show-leak-kinds=all"], &prog, &[], b"");
+    let p = r.root();
+    let via = &p["leak_summary"]["reachable_via_heuristic"];
+    assert_eq!(via["newarray"]["bytes"], 48, "{p:#}");
+    assert_eq!(via["multipleinheritance"]["bytes"], 40, "{p:#}");
+    // length64's block also passes newarray's test (Valgrind checks length64 first).
+    assert_eq!(via["length64"]["bytes"], 48, "{p:#}");
+    assert_eq!(p["leak_summary"]["possibly_lost"]["blocks"], 0, "{p:#}");
+    assert!(r.stderr.contains("of which reachable via heuristic:"), "{}", r.stderr);
+    let r = memcheck(&["--leak-check=full", "--leak-check-heuristics=none"], &prog, &[], b"");
+    let p = r.root();
+    assert_eq!(p["leak_summary"]["possibly_lost"]["blocks"], 3, "{p:#}");
+    assert_eq!(p["leak_summary"]["possibly_lost"]["bytes"], 48 + 40 + 48, "{p:#}");
+}
