@@ -154,12 +154,11 @@ pub fn write_process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result
                     w,
                     "{pfx}                       of which reachable via heuristic:"
                 )?;
-                for (name, a) in &s.reachable_via_heuristic {
-                    writeln!(
-                        w,
-                        "{pfx}                         {name:<19}: {}",
-                        amount(*a)
-                    )?;
+                // In Valgrind's order.
+                for name in ["stdstring", "length64", "newarray", "multipleinheritance"] {
+                    if let Some(a) = s.reachable_via_heuristic.get(name) {
+                        writeln!(w, "{pfx}                         {name:<19}: {}", amount(*a))?;
+                    }
                 }
             }
             if s.unclassified.blocks > 0 {
