@@ -43,6 +43,21 @@ pub enum Resolution {
     High,
 }
 
+/// What a flamegraph and a folded-stack file count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    /// Bytes allocated.
+    Bytes,
+    /// Number of allocations.
+    Allocations,
+    /// Bytes live when the heap peaked.
+    Peak,
+    /// Bytes still allocated at exit.
+    Leaked,
+    /// Allocations freed before any other allocation of the same thread.
+    Temporary,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GenSupp {
     No,
@@ -247,6 +262,32 @@ struct Cli {
     #[arg(long = "sarif", value_name = "FILE", require_equals = true)]
     sarif: Option<PathBuf>,
 
+    /// After the run, print the allocation profile: peak heap, totals, top allocation sites.
+    #[arg(long = "profile", action = ArgAction::SetTrue)]
+    profile: bool,
+
+    /// Sites listed per metric by --profile.
+    #[arg(long = "top", default_value_t = 10, require_equals = true)]
+    top: usize,
+
+    /// Write a flamegraph of the allocations (SVG) to FILE.
+    #[arg(long = "flamegraph", value_name = "FILE", require_equals = true)]
+    flamegraph: Option<PathBuf>,
+
+    /// Write the allocation stacks in the collapsed-stack format (flamegraph.pl, inferno,
+    /// speedscope) to FILE.
+    #[arg(long = "folded", value_name = "FILE", require_equals = true)]
+    folded: Option<PathBuf>,
+
+    /// What --flamegraph and --folded count.
+    #[arg(
+        long = "flamegraph-metric",
+        value_enum,
+        default_value = "bytes",
+        require_equals = true
+    )]
+    flamegraph_metric: Metric,
+
     /// Print only errors and loss records, no headers or summaries.
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
@@ -301,6 +342,11 @@ pub struct Config {
     pub sarif: Option<PathBuf>,
     pub quiet: bool,
     pub show_error_list: bool,
+    pub profile: bool,
+    pub top: usize,
+    pub flamegraph: Option<PathBuf>,
+    pub folded: Option<PathBuf>,
+    pub metric: Metric,
     /// The options as given (for XML's <vargv>).
     pub options: Vec<String>,
     pub command: Vec<OsString>,
@@ -309,6 +355,11 @@ pub struct Config {
 impl Config {
     pub fn full(&self) -> bool {
         matches!(self.leak_check, LeakCheck::Full | LeakCheck::Yes)
+    }
+
+    /// Whether the run must keep the allocation profile.
+    pub fn wants_profile(&self) -> bool {
+        self.profile || self.flamegraph.is_some() || self.folded.is_some()
     }
 }
 
@@ -481,6 +532,11 @@ pub fn parse() -> Result<Invocation> {
         json: cli.json,
         sarif: cli.sarif,
         quiet: cli.quiet,
+        profile: cli.profile,
+        top: cli.top,
+        flamegraph: cli.flamegraph,
+        folded: cli.folded,
+        metric: cli.flamegraph_metric,
         show_error_list: cli.show_error_list || cli.verbose > 0,
         options,
         command: cli.command,

@@ -72,6 +72,7 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             newarray: h.newarray,
             multipleinheritance: h.multipleinheritance,
         },
+        profile: cfg.wants_profile(),
     };
     // The terminal's SIGINT and SIGQUIT go to the program; memcheck waits for it to end.
     memcheck_tracer::ignore_terminal_signals();
@@ -93,20 +94,20 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         None => {
             let mut err = std::io::stderr().lock();
             for p in &shown {
-                report::text::write_process(&mut err, cfg, p).or_else(ignore_broken_pipe)?;
+                write_text(&mut err, cfg, p).or_else(ignore_broken_pipe)?;
             }
         }
         Some(t) if t.contains("%p") => {
             for p in &shown {
                 let mut f = create(&expand_file_name(t, p.pid))?;
-                report::text::write_process(&mut f, cfg, p)?;
+                write_text(&mut f, cfg, p)?;
                 f.flush()?;
             }
         }
         Some(t) => {
             let mut f = create(&expand_file_name(t, result.root_pid))?;
             for p in &shown {
-                report::text::write_process(&mut f, cfg, p)?;
+                write_text(&mut f, cfg, p)?;
             }
             f.flush()?;
         }
@@ -134,6 +135,22 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         writeln!(f)?;
         f.flush()?;
     }
+    if cfg.folded.is_some() || cfg.flamegraph.is_some() {
+        let lines = report::profile::folded(&report, cfg.metric);
+        if let Some(p) = &cfg.folded {
+            let mut f = create(&p.display().to_string())?;
+            for l in &lines {
+                writeln!(f, "{l}")?;
+            }
+            f.flush()?;
+        }
+        if let Some(p) = &cfg.flamegraph {
+            let mut f = create(&p.display().to_string())?;
+            report::profile::flamegraph(&lines, cfg.metric, &mut f)
+                .with_context(|| format!("cannot draw {}", p.display()))?;
+            f.flush()?;
+        }
+    }
     let errors: u64 = report
         .processes
         .iter()
@@ -146,6 +163,15 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         ExitStatus::Code(c) => ExitCode::from(c as u8),
         ExitStatus::Signal(s) => die_by_signal(s),
     })
+}
+
+/// The text report of one process, with the profile after it when asked for.
+fn write_text(w: &mut dyn Write, cfg: &Config, p: &report::Process) -> std::io::Result<()> {
+    report::text::write_process(w, cfg, p)?;
+    if cfg.profile {
+        report::profile::write_process(w, cfg, p)?;
+    }
+    Ok(())
 }
 
 fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {

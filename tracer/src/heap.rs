@@ -7,6 +7,7 @@
 //! address whose allocation has the greatest key below the free's.
 
 use crate::hash::AddrMap;
+use crate::profile::Profile;
 use memcheck_wire::{Family, Func};
 use std::collections::{HashMap, VecDeque};
 
@@ -95,7 +96,9 @@ pub struct Heap {
     /// Older blocks at an address whose free has not arrived yet (rare: cross-thread reuse).
     shadowed: AddrMap<u64, Vec<LiveBlock>>,
     /// Frees whose allocation has not arrived yet (rare), by address: their order keys.
-    pending: AddrMap<u64, Vec<(u64, Func, u32)>>,
+    pending: AddrMap<u64, Vec<(u64, Func, u32, u32)>>,
+    /// The allocation profile, when asked for (--profile and the outputs built on it).
+    pub profile: Option<Box<Profile>>,
     freed: VecDeque<FreedBlock>,
     freed_bytes: u64,
     freelist_vol: u64,
@@ -126,13 +129,17 @@ impl Heap {
             allocs: self.allocs,
             frees: self.frees,
             bytes_allocated: self.bytes_allocated,
+            profile: self.profile.as_ref().map(|p| Box::new(p.fork_child())),
             ..Default::default()
         }
     }
 
-    pub fn alloc(&mut self, b: LiveBlock) {
+    pub fn alloc(&mut self, b: LiveBlock, tid: u32) {
         self.allocs += 1;
         self.bytes_allocated += b.size;
+        if let Some(p) = self.profile.as_mut() {
+            p.on_alloc(b.stack, b.func, b.addr, b.size, tid);
+        }
         if let Some(list) = self.pending.get_mut(&b.addr) {
             // A free of this block by another thread arrived first.
             if let Some(i) = list
@@ -142,11 +149,11 @@ impl Heap {
                 .min_by_key(|(_, p)| p.0)
                 .map(|(i, _)| i)
             {
-                let (_, func, stack) = list.swap_remove(i);
+                let (_, func, stack, free_tid) = list.swap_remove(i);
                 if list.is_empty() {
                     self.pending.remove(&b.addr);
                 }
-                self.retire(b, func, stack, 0);
+                self.retire(b, func, stack, free_tid);
                 return;
             }
         }
@@ -189,7 +196,7 @@ impl Heap {
                 self.pending
                     .entry(addr)
                     .or_default()
-                    .push((seq, func, stack));
+                    .push((seq, func, stack, tid));
                 return;
             }
         };
@@ -217,6 +224,9 @@ impl Heap {
 
     /// Moves a freed block to the history, reporting a family mismatch.
     fn retire(&mut self, block: LiveBlock, func: Func, stack: u32, tid: u32) {
+        if let Some(p) = self.profile.as_mut() {
+            p.on_free(block.stack, block.func, block.addr, block.size, tid);
+        }
         let family = match func {
             Func::Realloc | Func::Reallocarray => Family::Malloc,
             f => f.family(),
@@ -368,9 +378,9 @@ mod tests {
         let mut h = Heap::new(1 << 20);
         // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
         h.free(0x1000, 5, Func::Free, 2, 2);
-        h.alloc(blk(0x1000, 3, Func::Malloc));
+        h.alloc(blk(0x1000, 3, Func::Malloc), 1);
         // And the address is reused (seq 7) by A.
-        h.alloc(blk(0x1000, 7, Func::Malloc));
+        h.alloc(blk(0x1000, 7, Func::Malloc), 1);
         assert_eq!(h.live_blocks().len(), 1);
         assert_eq!(h.live_blocks()[0].seq, 7);
         assert!(h.errors().is_empty());
@@ -379,8 +389,8 @@ mod tests {
     #[test]
     fn reuse_read_before_free_keeps_the_newer_block() {
         let mut h = Heap::new(1 << 20);
-        h.alloc(blk(0x1000, 1, Func::Malloc));
-        h.alloc(blk(0x1000, 4, Func::Malloc)); // reuse read before the free (seq 2)
+        h.alloc(blk(0x1000, 1, Func::Malloc), 1);
+        h.alloc(blk(0x1000, 4, Func::Malloc), 1); // reuse read before the free (seq 2)
         h.free(0x1000, 2, Func::Free, 2, 2);
         let live = h.live_blocks();
         assert_eq!(live.len(), 1);
@@ -390,7 +400,7 @@ mod tests {
     #[test]
     fn mismatch_and_double_free_are_reported_once_per_stack() {
         let mut h = Heap::new(1 << 20);
-        h.alloc(blk(0x1000, 1, Func::NewArray));
+        h.alloc(blk(0x1000, 1, Func::NewArray), 1);
         h.free(0x1000, 2, Func::Delete, 9, 1);
         assert_eq!(h.errors().len(), 1);
         assert_eq!(h.errors()[0].kind, ErrorKind::MismatchedFree);

@@ -10,6 +10,7 @@ mod launch;
 mod leak;
 mod maps;
 mod mem;
+mod profile;
 mod ptrace;
 mod shm;
 mod signals;
@@ -21,6 +22,7 @@ pub use heap::{AddrDescription, BlockInfo, ErrorKind, HeapError, HeapTotals, Liv
 pub use leak::{ClassifiedBlock, Heuristic, Heuristics, LeakKind};
 pub use maps::{Mapping, Module};
 pub use memcheck_wire::{Family, Func};
+pub use profile::{Sample, SiteStats};
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -42,6 +44,22 @@ pub struct Options {
     pub freelist_vol: u64,
     /// Interior-pointer heuristics of the leak scan (Valgrind's --leak-check-heuristics).
     pub heuristics: Heuristics,
+    /// Keep the allocation profile (per-site totals, peak, heap and RSS over time).
+    pub profile: bool,
+}
+
+/// The allocation profile of a process.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileReport {
+    /// Per allocation site: (stack id, allocator function, totals).
+    pub sites: Vec<(u32, Func, SiteStats)>,
+    pub peak_heap_bytes: u64,
+    /// When the peak was reached, in ms since the program started.
+    pub peak_ms: u64,
+    pub peak_rss_bytes: u64,
+    pub temporary: u64,
+    /// Heap in use and RSS over time, at least every 10 ms.
+    pub samples: Vec<Sample>,
 }
 
 /// How a process ended.
@@ -74,6 +92,8 @@ pub struct ProcessReport {
     pub modules: Vec<Module>,
     /// Records lost because the tracer could not keep up (always 0: writers wait instead).
     pub dropped: u64,
+    /// With `Options::profile`.
+    pub profile: Option<ProfileReport>,
 }
 
 /// The outcome of a traced run.

@@ -8,8 +8,9 @@
 use crate::heap::{AddrDescription, Heap, LiveBlock};
 use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
+use crate::profile::{self, Profile};
 use crate::shm::{Record, Shm};
-use crate::{ExitStatus, Options, ProcessReport, RunResult, TraceError};
+use crate::{ExitStatus, Options, ProcessReport, ProfileReport, RunResult, TraceError};
 use memcheck_wire::Func;
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -18,7 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SYS_EXIT_GROUP: u64 = 231;
 
@@ -84,13 +85,16 @@ impl Proc {
             }
             Record::Alloc(a) => {
                 let func = Func::from_u32(a.func).unwrap_or(Func::Malloc);
-                self.heap.alloc(LiveBlock {
-                    addr: a.addr,
-                    size: a.size,
-                    stack: a.stack,
-                    func,
-                    seq: a.seq,
-                });
+                self.heap.alloc(
+                    LiveBlock {
+                        addr: a.addr,
+                        size: a.size,
+                        stack: a.stack,
+                        func,
+                        seq: a.seq,
+                    },
+                    tid,
+                );
             }
             Record::Free(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
@@ -124,7 +128,12 @@ impl Proc {
             Some(s) => {
                 let c = leak::classify(&live, s);
                 if std::env::var_os("MEMCHECK_DEBUG_TIMING").is_some() {
-                    eprintln!("memcheck: leak scan of {} blocks in pid {}: {:?}", live.len(), self.pid, started.elapsed());
+                    eprintln!(
+                        "memcheck: leak scan of {} blocks in pid {}: {:?}",
+                        live.len(),
+                        self.pid,
+                        started.elapsed()
+                    );
                 }
                 c
             }
@@ -152,6 +161,22 @@ impl Proc {
             stacks: self.stacks.clone(),
             modules: self.modules.modules.clone(),
             dropped: 0,
+            profile: self.heap.profile.as_ref().map(|p| {
+                let sites = p.finish(
+                    self.heap
+                        .live_blocks()
+                        .iter()
+                        .map(|b| (b.stack, b.func, b.size)),
+                );
+                ProfileReport {
+                    sites: sites.into_iter().map(|((s, f), st)| (s, f, st)).collect(),
+                    peak_heap_bytes: p.peak_heap_bytes,
+                    peak_ms: p.peak_ms,
+                    peak_rss_bytes: p.peak_rss_bytes,
+                    temporary: p.temporary,
+                    samples: p.samples.clone(),
+                }
+            }),
         }
     }
 }
@@ -174,6 +199,15 @@ fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
     AddrDescription::Unknown
 }
 
+/// A new process heap, with a profile if asked for.
+fn new_heap(opts: &Options, started: Instant) -> Heap {
+    let mut h = Heap::new(opts.freelist_vol);
+    if opts.profile {
+        h.profile = Some(Box::new(Profile::new(started)));
+    }
+    h
+}
+
 pub struct Tracer<'a> {
     opts: &'a Options,
     shm: Shm,
@@ -186,6 +220,8 @@ pub struct Tracer<'a> {
     done: Vec<ProcessReport>,
     root: u32,
     root_status: Option<ExitStatus>,
+    started: Instant,
+    last_sample: Instant,
 }
 
 fn status_of(raw: i32) -> ExitStatus {
@@ -198,10 +234,11 @@ fn status_of(raw: i32) -> ExitStatus {
 
 impl<'a> Tracer<'a> {
     pub fn new(opts: &'a Options, shm: Shm, root: u32) -> Tracer<'a> {
+        let started = Instant::now();
         let mut procs = HashMap::new();
         procs.insert(
             root,
-            Proc::new(root, std::process::id(), Heap::new(opts.freelist_vol)),
+            Proc::new(root, std::process::id(), new_heap(opts, started)),
         );
         Tracer {
             opts,
@@ -213,17 +250,48 @@ impl<'a> Tracer<'a> {
             done: Vec::new(),
             root,
             root_status: None,
+            started,
+            last_sample: started,
         }
     }
 
     fn drain(&mut self) -> usize {
-        let (shm, procs, vol) = (&self.shm, &mut self.procs, self.opts.freelist_vol);
-        shm.drain(|pid, tid, rec| {
+        let (shm, procs, opts, started) = (&self.shm, &mut self.procs, self.opts, self.started);
+        let n = shm.drain(|pid, tid, rec| {
             procs
                 .entry(pid)
-                .or_insert_with(|| Proc::new(pid, 0, Heap::new(vol)))
+                .or_insert_with(|| Proc::new(pid, 0, new_heap(opts, started)))
                 .apply(tid, rec)
-        })
+        });
+        if self.opts.profile {
+            self.sample();
+        }
+        n
+    }
+
+    /// Samples heap and RSS of every process: every 10 ms, and soon after a new heap peak.
+    fn sample(&mut self) {
+        let since = self.last_sample.elapsed();
+        if since < Duration::from_millis(1) {
+            return;
+        }
+        let due = since >= Duration::from_millis(10);
+        let mut sampled = false;
+        for pr in self.procs.values_mut() {
+            let pid = pr.pid;
+            if let Some(p) = pr.heap.profile.as_mut() {
+                let peak_since_last = p.samples.last().is_none_or(|s| {
+                    p.peak_heap_bytes > s.heap_bytes && p.heap_bytes == p.peak_heap_bytes
+                });
+                if due || peak_since_last {
+                    p.sample(profile::rss_bytes(pid));
+                    sampled = true;
+                }
+            }
+        }
+        if sampled || due {
+            self.last_sample = Instant::now();
+        }
     }
 
     fn drain_pid(&mut self, pid: u32) {
@@ -345,7 +413,7 @@ impl<'a> Tracer<'a> {
                             c.started = true;
                             c
                         }
-                        None => Proc::new(new, pid, Heap::new(self.opts.freelist_vol)),
+                        None => Proc::new(new, pid, new_heap(self.opts, self.started)),
                     };
                     self.procs.insert(new, child);
                     self.tid_pid.insert(new, new);
@@ -388,7 +456,7 @@ impl<'a> Tracer<'a> {
                     let mut pr = self
                         .procs
                         .remove(&pid)
-                        .unwrap_or_else(|| Proc::new(pid, ppid, Heap::new(self.opts.freelist_vol)));
+                        .unwrap_or_else(|| Proc::new(pid, ppid, new_heap(self.opts, self.started)));
                     pr.started = true;
                     pr.execed = true;
                     pr.threads = HashSet::from([pid]);
@@ -425,6 +493,9 @@ impl<'a> Tracer<'a> {
         let heuristics = self.opts.heuristics;
         if let Some(pr) = self.procs.get_mut(&pid) {
             if pr.report.is_none() {
+                if let Some(p) = pr.heap.profile.as_mut() {
+                    p.sample(profile::rss_bytes(pid));
+                }
                 pr.modules.refresh(pid);
                 let maps = maps::read(pid);
                 let threads = pr

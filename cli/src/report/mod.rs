@@ -3,6 +3,7 @@
 //! (`xml`), JSON (`json`) and SARIF (`sarif`).
 
 pub mod json;
+pub mod profile;
 pub mod sarif;
 pub mod supp;
 pub mod text;
@@ -73,6 +74,43 @@ pub struct Process {
     pub error_summary: ErrorSummary,
     /// How often each suppression was used.
     pub suppcounts: Vec<SuppCount>,
+    /// With --profile, --flamegraph or --folded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileOut>,
+}
+
+/// The allocation profile of a process.
+#[derive(Serialize, Debug, Clone)]
+pub struct ProfileOut {
+    pub peak_heap_bytes: u64,
+    /// Milliseconds after the start when the heap peaked.
+    pub peak_ms: u64,
+    pub peak_rss_bytes: u64,
+    pub allocations: u64,
+    pub temporary: u64,
+    pub bytes_allocated: u64,
+    pub leaked_bytes: u64,
+    /// One per allocation site (stack and allocator), most bytes allocated first.
+    pub sites: Vec<SiteOut>,
+    /// Heap in use and RSS over time.
+    pub samples: Vec<SampleOut>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct SiteOut {
+    pub allocations: u64,
+    pub bytes: u64,
+    pub temporary: u64,
+    pub peak_bytes: u64,
+    pub leaked_bytes: u64,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct SampleOut {
+    pub ms: u64,
+    pub heap_bytes: u64,
+    pub rss_bytes: u64,
 }
 
 #[derive(Serialize, Debug, Default, Clone, Copy)]
@@ -403,13 +441,18 @@ fn build_process(
     let mut by_id: HashMap<(LeakKind, u32, memcheck_tracer::Func), Agg> = HashMap::new();
     let mut leak_summary = LeakSummary::default();
     for c in &p.live {
-        let a = by_id.entry((c.kind, c.block.stack, c.block.func)).or_default();
+        let a = by_id
+            .entry((c.kind, c.block.stack, c.block.func))
+            .or_default();
         a.bytes += c.block.size;
         a.blocks += 1;
         a.indirect_bytes += c.indirect_bytes;
         a.indirect_blocks += c.indirect_blocks;
         if let Some(h) = c.heuristic {
-            let a = leak_summary.reachable_via_heuristic.entry(h.name().to_string()).or_default();
+            let a = leak_summary
+                .reachable_via_heuristic
+                .entry(h.name().to_string())
+                .or_default();
             a.bytes += c.block.size;
             a.blocks += 1;
         }
@@ -417,7 +460,11 @@ fn build_process(
     let mut groups: HashMap<(LeakKind, Vec<u64>), LossRecord> = HashMap::new();
     for ((kind, id, func), a) in by_id {
         let stack = stacks.get(id, func);
-        let key: Vec<u64> = stack.iter().take(cfg.leak_resolution.unwrap_or(usize::MAX)).map(|f| f.ip).collect();
+        let key: Vec<u64> = stack
+            .iter()
+            .take(cfg.leak_resolution.unwrap_or(usize::MAX))
+            .map(|f| f.ip)
+            .collect();
         let r = groups.entry((kind, key)).or_insert_with(|| LossRecord {
             unique: 0,
             kind: leak_kind_name(kind),
@@ -502,6 +549,44 @@ fn build_process(
         leak_summary,
         error_summary: summary,
         suppcounts,
+        profile: p.profile.as_ref().map(|pr| {
+            let mut sites: Vec<SiteOut> = pr
+                .sites
+                .iter()
+                .map(|(id, func, st)| SiteOut {
+                    allocations: st.allocations,
+                    bytes: st.bytes,
+                    temporary: st.temporary,
+                    peak_bytes: st.peak_bytes,
+                    leaked_bytes: st.leaked_bytes,
+                    stack: stacks.get(*id, *func),
+                })
+                .collect();
+            sites.sort_by(|a, b| {
+                b.bytes
+                    .cmp(&a.bytes)
+                    .then(b.allocations.cmp(&a.allocations))
+            });
+            ProfileOut {
+                peak_heap_bytes: pr.peak_heap_bytes,
+                peak_ms: pr.peak_ms,
+                peak_rss_bytes: pr.peak_rss_bytes,
+                allocations: sites.iter().map(|s| s.allocations).sum(),
+                temporary: pr.temporary,
+                bytes_allocated: sites.iter().map(|s| s.bytes).sum(),
+                leaked_bytes: sites.iter().map(|s| s.leaked_bytes).sum(),
+                sites,
+                samples: pr
+                    .samples
+                    .iter()
+                    .map(|s| SampleOut {
+                        ms: s.ms,
+                        heap_bytes: s.heap_bytes,
+                        rss_bytes: s.rss_bytes,
+                    })
+                    .collect(),
+            }
+        }),
     }
 }
 

@@ -157,7 +157,11 @@ pub fn write_process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result
                 // In Valgrind's order.
                 for name in ["stdstring", "length64", "newarray", "multipleinheritance"] {
                     if let Some(a) = s.reachable_via_heuristic.get(name) {
-                        writeln!(w, "{pfx}                         {name:<19}: {}", amount(*a))?;
+                        writeln!(
+                            w,
+                            "{pfx}                         {name:<19}: {}",
+                            amount(*a)
+                        )?;
                     }
                 }
             }
