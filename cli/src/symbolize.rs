@@ -209,6 +209,18 @@ impl Symbolizer {
         }
         if let Some(last) = out.last_mut() {
             last.inlined = false;
+            // DWARF gives a C++ function with internal linkage no linkage name; its ELF symbol
+            // has one, and demangled it carries the parameters, as Valgrind shows it.
+            let dwarf_plain = last.mangled.as_deref().is_none_or(|m| !m.starts_with("_Z"));
+            if dwarf_plain {
+                if let Some(sym) = loader.find_symbol(svma).filter(|s| s.starts_with("_Z")) {
+                    let demangled = addr2line::demangle_auto(sym.into(), None).into_owned();
+                    if last.function.as_deref().is_none_or(|f| demangled.contains(f)) {
+                        last.function = Some(demangled);
+                        last.mangled = Some(sym.to_string());
+                    }
+                }
+            }
         }
         if out.is_empty() || out.iter().all(|f| f.function.is_none()) {
             let raw = loader.find_symbol(svma).map(str::to_string);
