@@ -279,6 +279,11 @@ struct Cli {
     #[arg(long = "folded", value_name = "FILE", require_equals = true)]
     folded: Option<PathBuf>,
 
+    /// Write a self-contained HTML report (flamegraph, heap over time, top sites, errors and
+    /// leaks) to FILE.
+    #[arg(long = "html", value_name = "FILE", require_equals = true)]
+    html: Option<PathBuf>,
+
     /// What --flamegraph and --folded count.
     #[arg(
         long = "flamegraph-metric",
@@ -346,6 +351,7 @@ pub struct Config {
     pub top: usize,
     pub flamegraph: Option<PathBuf>,
     pub folded: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub metric: Metric,
     /// The options as given (for XML's <vargv>).
     pub options: Vec<String>,
@@ -359,7 +365,7 @@ impl Config {
 
     /// Whether the run must keep the allocation profile.
     pub fn wants_profile(&self) -> bool {
-        self.profile || self.flamegraph.is_some() || self.folded.is_some()
+        self.profile || self.flamegraph.is_some() || self.folded.is_some() || self.html.is_some()
     }
 }
 
@@ -536,6 +542,7 @@ pub fn parse() -> Result<Invocation> {
         top: cli.top,
         flamegraph: cli.flamegraph,
         folded: cli.folded,
+        html: cli.html,
         metric: cli.flamegraph_metric,
         show_error_list: cli.show_error_list || cli.verbose > 0,
         options,

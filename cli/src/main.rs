@@ -151,6 +151,11 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             f.flush()?;
         }
     }
+    if let Some(p) = &cfg.html {
+        let mut f = create(&p.display().to_string())?;
+        report::html::write(&mut f, cfg, &report)?;
+        f.flush()?;
+    }
     let errors: u64 = report
         .processes
         .iter()

@@ -2,6 +2,7 @@
 //! every output format renders: the Valgrind-style text report (`text`), Valgrind's XML
 //! (`xml`), JSON (`json`) and SARIF (`sarif`).
 
+pub mod html;
 pub mod json;
 pub mod profile;
 pub mod sarif;
