@@ -136,16 +136,36 @@ impl Writer {
         Ok(off)
     }
 
+    /// Whether `need` more bytes fit, as of the reader's latest position.
+    #[inline]
+    fn fits(&mut self, need: u64) -> bool {
+        // SAFETY: the ring header lives as long as the mapping.
+        self.read = unsafe { (*self.ring).read_pos.load(Ordering::Acquire) };
+        self.pos + need - self.read <= RING_DATA as u64
+    }
+
+    /// Waits until `need` bytes fit. A ring still full at the first look is a stall (back
+    /// pressure), counted with its duration in the ring header.
     #[cold]
     fn wait_for(&mut self, need: u64) -> Result<(), Lost> {
+        if self.fits(need) {
+            return Ok(());
+        }
+        let t0 = sys::monotonic_nanos();
+        let r = self.stall(need);
+        let ns = sys::monotonic_nanos().saturating_sub(t0);
         // SAFETY: the ring header lives as long as the mapping.
         let ring = unsafe { &*self.ring };
-        let fits = |w: &mut Writer| {
-            w.read = ring.read_pos.load(Ordering::Acquire);
-            w.pos + need - w.read <= RING_DATA as u64
-        };
+        ring.stalls.fetch_add(1, Ordering::Relaxed);
+        ring.stall_ns.fetch_add(ns, Ordering::Relaxed);
+        r
+    }
+
+    fn stall(&mut self, need: u64) -> Result<(), Lost> {
+        // SAFETY: the ring header lives as long as the mapping.
+        let ring = unsafe { &*self.ring };
         for _ in 0..2000 {
-            if fits(self) {
+            if self.fits(need) {
                 return Ok(());
             }
             core::hint::spin_loop();
@@ -153,12 +173,12 @@ impl Writer {
         let mut slept = 0u64;
         loop {
             ring.writer_waiting.store(1, Ordering::SeqCst);
-            if fits(self) {
+            if self.fits(need) {
                 return Ok(());
             }
             sys::futex_wait(ring.writer_waiting.as_ptr(), 1, 2_000_000);
             slept += 2_000_000;
-            if fits(self) {
+            if self.fits(need) {
                 return Ok(());
             }
             if slept.is_multiple_of(10_000_000) && !crate::init::reader_alive() {

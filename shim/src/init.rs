@@ -227,7 +227,12 @@ fn new_thread_state(s: *mut tls::Slot) -> Option<&'static mut tls::ThreadState> 
     // SAFETY: st is this thread's state.
     let st = unsafe { &mut *st };
     st.writer = crate::channel::Writer::claim(shm(), sys::getpid(), sys::gettid());
-    st.writer.as_ref()?;
+    if st.writer.is_none() {
+        // No free ring: this call goes unrecorded; the tracer reports how many did.
+        // SAFETY: the header is at the start of the mapping.
+        unsafe { (*(shm() as *const Header)).dropped.fetch_add(1, Ordering::Relaxed) };
+        return None;
+    }
     Some(st)
 }
 

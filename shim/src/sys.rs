@@ -135,6 +135,22 @@ pub fn sleep_nanos(nanos: u64) {
     unsafe { syscall6(libc::SYS_nanosleep, [&ts as *const _ as u64, 0, 0, 0, 0, 0]) };
 }
 
+/// CLOCK_MONOTONIC in nanoseconds (a system call: for slow paths only).
+pub fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is writable across the call.
+    unsafe {
+        syscall6(
+            libc::SYS_clock_gettime,
+            [libc::CLOCK_MONOTONIC as u64, &mut ts as *mut _ as u64, 0, 0, 0, 0],
+        )
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc has no memory effects.
     unsafe { core::arch::x86_64::_rdtsc() }

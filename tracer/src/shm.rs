@@ -1,8 +1,14 @@
 //! The tracer's side of the shared memory: creation, the traced-pid bitmap, and the reader of
 //! the per-thread rings (see `memcheck_wire`).
+//!
+//! It also keeps the transport's statistics: records read, back-pressure stalls of the writers
+//! (and how long they waited), allocation calls that could not be recorded. When the
+//! `MEMCHECK_STATS` environment variable names a file, they are written there as one line of
+//! `key=value` pairs when the shared memory is released (for `scripts/bench`).
 
 use crate::{Options, TraceError};
 use memcheck_wire::{self as wire, Header, Kind, RecordHeader, RingHeader};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,6 +27,19 @@ pub enum Record<'a> {
 pub struct Shm {
     fd: OwnedFd,
     base: *mut u8,
+    records: Cell<u64>,
+    /// Stalls and stall time of rings freed so far.
+    stalls: Cell<u64>,
+    stall_ns: Cell<u64>,
+}
+
+/// Transport statistics (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records: u64,
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub dropped: u64,
 }
 
 impl Shm {
@@ -53,6 +72,9 @@ impl Shm {
         let shm = Shm {
             fd,
             base: base as *mut u8,
+            records: Cell::new(0),
+            stalls: Cell::new(0),
+            stall_ns: Cell::new(0),
         };
         let h = shm.header();
         h.version.store(wire::PROTOCOL_VERSION, Ordering::Relaxed);
@@ -165,6 +187,7 @@ impl Shm {
             pos += len as u64;
         }
         r.read_pos.store(pos, Ordering::Release);
+        self.records.set(self.records.get() + n as u64);
         if r.writer_waiting.swap(0, Ordering::AcqRel) != 0 {
             // SAFETY: waking futex waiters on a word of the shared mapping. syscall() is
             // variadic: every argument is passed as a full 64-bit value.
@@ -196,6 +219,10 @@ impl Shm {
                 continue;
             }
             self.drain_ring(i, &mut f);
+            self.stalls
+                .set(self.stalls.get() + r.stalls.swap(0, Ordering::Relaxed));
+            self.stall_ns
+                .set(self.stall_ns.get() + r.stall_ns.swap(0, Ordering::Relaxed));
             r.owner_tid.store(0, Ordering::Relaxed);
             r.owner_pid.store(0, Ordering::Relaxed);
             r.state.store(wire::RING_FREE, Ordering::Release);
@@ -228,8 +255,40 @@ fn decode(kind: u32, body: &[u8]) -> Option<Record<'_>> {
     })
 }
 
+impl Shm {
+    /// The statistics so far (rings still in use included).
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats {
+            records: self.records.get(),
+            stalls: self.stalls.get(),
+            stall_ns: self.stall_ns.get(),
+            dropped: self.header().dropped.load(Ordering::Relaxed),
+        };
+        for i in 0..wire::RING_COUNT {
+            let r = self.ring(i);
+            st.stalls += r.stalls.load(Ordering::Relaxed);
+            st.stall_ns += r.stall_ns.load(Ordering::Relaxed);
+        }
+        st
+    }
+}
+
 impl Drop for Shm {
     fn drop(&mut self) {
+        if let Some(path) = std::env::var_os("MEMCHECK_STATS") {
+            let s = self.stats();
+            // Best effort: the statistics are a diagnostic, never a reason to fail the run.
+            let _ = std::fs::write(
+                path,
+                format!(
+                    "records={} stalls={} stall_us={} dropped={}\n",
+                    s.records,
+                    s.stalls,
+                    s.stall_ns / 1000,
+                    s.dropped
+                ),
+            );
+        }
         // SAFETY: unmapping our own mapping.
         unsafe { libc::munmap(self.base as *mut libc::c_void, wire::SHM_SIZE) };
     }

@@ -19,7 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of everything in this crate; the tracer refuses a shim of another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// First word of the shared memory.
 pub const MAGIC: u64 = 0x4b43_4843_4d45_4d31; // "1MEMCHCK"
 
@@ -58,6 +58,8 @@ pub struct Header {
     pub freelist_vol: AtomicU64,
     /// Set by the tracer when it stops reading: writers then drop records instead of waiting.
     pub reader_gone: AtomicU32,
+    /// Allocation calls that could not be recorded (no free ring for the thread).
+    pub dropped: AtomicU64,
 }
 
 /// Ring states (`RingHeader::state`).
@@ -81,7 +83,13 @@ pub struct RingHeader {
     _pad2: [u8; 56],
     /// Futex word: the writer sets it to 1 and sleeps on it when the ring is full.
     pub writer_waiting: AtomicU32,
-    _pad3: [u8; 60],
+    _pad3: [u8; 4],
+    /// Times the writer found the ring full and had to wait for the reader (back pressure),
+    /// and the nanoseconds it waited in all. Written by the writer; the tracer adds them up
+    /// and zeroes them when it frees the ring.
+    pub stalls: AtomicU64,
+    pub stall_ns: AtomicU64,
+    _pad4: [u8; 40],
 }
 
 const _: () = assert!(size_of::<Header>() <= HEADER_SIZE);
