@@ -89,6 +89,8 @@ fn valgrind_only_options_are_accepted_and_unknown_ones_refused() {
         assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
         assert!(err.starts_with("memcheck: "), "{err}");
     }
+    let err = String::from_utf8_lossy(&run(&["--no-such-option=1", p]).stderr).into_owned();
+    assert!(err.contains("unknown option --no-such-option=1"), "{err}");
 }
 
 #[test]

@@ -439,6 +439,18 @@ const IGNORED: &[(&str, &str)] = &[
     ("xtree-leak", "use --json or --xml"),
 ];
 
+/// Whether clap knows the option `arg` (`--name[=value]`, or short flags such as `-q`, `-sv`).
+fn known_option(arg: &str) -> bool {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = long.split('=').next().unwrap_or("");
+        return name == "help" || name == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(name));
+    }
+    let shorts = arg.trim_start_matches('-');
+    !shorts.is_empty() && shorts.chars().all(|c| c == 'h' || c == 'V' || cmd.get_arguments().any(|a| a.get_short() == Some(c)))
+}
+
 /// Parses the process arguments (notes for ignored Valgrind options go to stderr).
 pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
@@ -472,6 +484,8 @@ pub fn parse() -> Result<Invocation> {
             }
         } else if let Some((_, why)) = IGNORED.iter().find(|(n, _)| *n == name) {
             eprintln!("memcheck: note: {a} has no effect ({why}); ignored");
+        } else if !known_option(&a) {
+            bail!("unknown option {a} (see memcheck --help)");
         } else {
             kept.push(raw[i].clone());
         }
