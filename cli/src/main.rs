@@ -63,7 +63,7 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         program,
         args: cfg.command.clone(),
         shim: shim.clone(),
-        depth: cfg.num_callers,
+        depth: if cfg.wants_profile() { cfg.num_callers.max(report::PROFILE_DEPTH) } else { cfg.num_callers },
         trace_children: cfg.trace_children,
         freelist_vol: cfg.freelist_vol,
         heuristics: memcheck_tracer::Heuristics {

@@ -21,6 +21,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use supp::Suppression;
 
+/// Frames captured and shown per stack for the profile outputs, unless --num-callers asks
+/// for more: flamegraphs need whole stacks.
+pub const PROFILE_DEPTH: u32 = 96;
+
 pub fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:#x}"))
 }
@@ -244,7 +248,13 @@ fn below_main(f: &Frame) -> bool {
 impl Stacks<'_> {
     /// The stack of a call to `func` (its interposer first), up to --num-callers addresses.
     fn get(&mut self, id: u32, func: memcheck_tracer::Func) -> Vec<Frame> {
-        if let Some(v) = self.cache.get(&(id, func as u32)) {
+        self.get_deep(id, func, self.num_callers)
+    }
+
+    /// The stack with up to `limit` addresses (the profile shows the whole captured stack).
+    fn get_deep(&mut self, id: u32, func: memcheck_tracer::Func, limit: usize) -> Vec<Frame> {
+        let key = (id, func as u32 | (limit as u32) << 16);
+        if let Some(v) = self.cache.get(&key) {
             return v.clone();
         }
         let modules: &[Module] = &self.proc.modules;
@@ -260,7 +270,7 @@ impl Stacks<'_> {
             ..Default::default()
         }];
         let ips = self.proc.stacks.get(&id).cloned().unwrap_or_default();
-        for ip in ips.into_iter().take(self.num_callers.saturating_sub(1)) {
+        for ip in ips.into_iter().take(limit.saturating_sub(1)) {
             // Like Valgrind (--show-below-main=no), the stack ends at main, or at the first
             // frame below it when main is not on the stack.
             let frames = self.sym.frames(modules, ip, true);
@@ -279,7 +289,7 @@ impl Stacks<'_> {
                 break;
             }
         }
-        self.cache.insert((id, func as u32), out.clone());
+        self.cache.insert(key, out.clone());
         out
     }
 }
@@ -560,7 +570,7 @@ fn build_process(
                     temporary: st.temporary,
                     peak_bytes: st.peak_bytes,
                     leaked_bytes: st.leaked_bytes,
-                    stack: stacks.get(*id, *func),
+                    stack: stacks.get_deep(*id, *func, PROFILE_DEPTH as usize),
                 })
                 .collect();
             sites.sort_by(|a, b| {
