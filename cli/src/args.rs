@@ -284,6 +284,11 @@ struct Cli {
     #[arg(long = "html", value_name = "FILE", require_equals = true)]
     html: Option<PathBuf>,
 
+    /// Serve Prometheus metrics of the heap at http://ADDR/metrics while the program runs
+    /// (e.g. 127.0.0.1:9464; port 0 picks a free port, printed at start).
+    #[arg(long = "metrics-addr", value_name = "ADDR", require_equals = true)]
+    metrics_addr: Option<String>,
+
     /// What --flamegraph and --folded count.
     #[arg(
         long = "flamegraph-metric",
@@ -352,6 +357,7 @@ pub struct Config {
     pub flamegraph: Option<PathBuf>,
     pub folded: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    pub metrics_addr: Option<String>,
     pub metric: Metric,
     /// The options as given (for XML's <vargv>).
     pub options: Vec<String>,
@@ -557,6 +563,7 @@ pub fn parse() -> Result<Invocation> {
         flamegraph: cli.flamegraph,
         folded: cli.folded,
         html: cli.html,
+        metrics_addr: cli.metrics_addr,
         metric: cli.flamegraph_metric,
         show_error_list: cli.show_error_list || cli.verbose > 0,
         options,

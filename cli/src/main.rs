@@ -7,6 +7,7 @@
 
 mod args;
 mod diff;
+mod metrics;
 mod report;
 mod symbolize;
 mod validate;
@@ -73,7 +74,15 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             multipleinheritance: h.multipleinheritance,
         },
         profile: cfg.wants_profile(),
+        metrics: None,
     };
+    let mut opts = opts;
+    if let Some(addr) = &cfg.metrics_addr {
+        let m = std::sync::Arc::new(memcheck_tracer::Metrics::default());
+        let bound = metrics::serve(addr, m.clone())?;
+        eprintln!("memcheck: serving metrics at http://{bound}/metrics");
+        opts.metrics = Some(m);
+    }
     // The terminal's SIGINT and SIGQUIT go to the program; memcheck waits for it to end.
     memcheck_tracer::ignore_terminal_signals();
     let started = Instant::now();

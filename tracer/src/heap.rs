@@ -105,6 +105,10 @@ pub struct Heap {
     pub allocs: u64,
     pub frees: u64,
     pub bytes_allocated: u64,
+    /// Bytes and blocks live now, and the most bytes ever live.
+    pub live_bytes: u64,
+    pub live_blocks: u64,
+    pub peak_bytes: u64,
     errors: Vec<HeapError>,
     error_index: HashMap<(ErrorKind, u32), usize>,
 }
@@ -129,6 +133,9 @@ impl Heap {
             allocs: self.allocs,
             frees: self.frees,
             bytes_allocated: self.bytes_allocated,
+            live_bytes: self.live_bytes,
+            live_blocks: self.live_blocks,
+            peak_bytes: self.peak_bytes,
             profile: self.profile.as_ref().map(|p| Box::new(p.fork_child())),
             ..Default::default()
         }
@@ -137,6 +144,9 @@ impl Heap {
     pub fn alloc(&mut self, b: LiveBlock, tid: u32) {
         self.allocs += 1;
         self.bytes_allocated += b.size;
+        self.live_bytes += b.size;
+        self.live_blocks += 1;
+        self.peak_bytes = self.peak_bytes.max(self.live_bytes);
         if let Some(p) = self.profile.as_mut() {
             p.on_alloc(b.stack, b.func, b.addr, b.size, tid);
         }
@@ -224,6 +234,8 @@ impl Heap {
 
     /// Moves a freed block to the history, reporting a family mismatch.
     fn retire(&mut self, block: LiveBlock, func: Func, stack: u32, tid: u32) {
+        self.live_bytes = self.live_bytes.saturating_sub(block.size);
+        self.live_blocks = self.live_blocks.saturating_sub(1);
         if let Some(p) = self.profile.as_mut() {
             p.on_free(block.stack, block.func, block.addr, block.size, tid);
         }

@@ -46,6 +46,29 @@ pub struct Options {
     pub heuristics: Heuristics,
     /// Keep the allocation profile (per-site totals, peak, heap and RSS over time).
     pub profile: bool,
+    /// Live numbers of every traced process, refreshed every 100 ms (for --metrics-addr).
+    pub metrics: Option<std::sync::Arc<Metrics>>,
+}
+
+/// Live numbers of the traced processes, for a metrics endpoint to read while the program runs.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub processes: std::sync::Mutex<Vec<ProcessMetrics>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessMetrics {
+    pub pid: u32,
+    /// The program's name (its command's first word, without directories).
+    pub program: String,
+    pub heap_bytes: u64,
+    pub heap_blocks: u64,
+    pub peak_heap_bytes: u64,
+    pub allocations: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+    pub errors: u64,
+    pub rss_bytes: u64,
 }
 
 /// The allocation profile of a process.

@@ -222,6 +222,7 @@ pub struct Tracer<'a> {
     root_status: Option<ExitStatus>,
     started: Instant,
     last_sample: Instant,
+    last_metrics: Instant,
 }
 
 fn status_of(raw: i32) -> ExitStatus {
@@ -252,6 +253,7 @@ impl<'a> Tracer<'a> {
             root_status: None,
             started,
             last_sample: started,
+            last_metrics: started,
         }
     }
 
@@ -266,7 +268,42 @@ impl<'a> Tracer<'a> {
         if self.opts.profile {
             self.sample();
         }
+        if self.opts.metrics.is_some() && self.last_metrics.elapsed() >= Duration::from_millis(100)
+        {
+            self.publish_metrics();
+        }
         n
+    }
+
+    /// Refreshes the live numbers a metrics endpoint serves.
+    fn publish_metrics(&mut self) {
+        self.last_metrics = Instant::now();
+        let Some(m) = &self.opts.metrics else { return };
+        let mut procs: Vec<crate::ProcessMetrics> = self
+            .procs
+            .values()
+            .filter(|p| p.report.is_none())
+            .map(|p| crate::ProcessMetrics {
+                pid: p.pid,
+                program: p
+                    .cmdline
+                    .first()
+                    .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+                    .unwrap_or_default(),
+                heap_bytes: p.heap.live_bytes,
+                heap_blocks: p.heap.live_blocks,
+                peak_heap_bytes: p.heap.peak_bytes,
+                allocations: p.heap.allocs,
+                frees: p.heap.frees,
+                bytes_allocated: p.heap.bytes_allocated,
+                errors: p.heap.errors().iter().map(|e| e.count).sum(),
+                rss_bytes: profile::rss_bytes(p.pid),
+            })
+            .collect();
+        procs.sort_by_key(|p| p.pid);
+        if let Ok(mut g) = m.processes.lock() {
+            *g = procs;
+        }
     }
 
     /// Samples heap and RSS of every process: every 10 ms, and soon after a new heap peak.
