@@ -284,6 +284,15 @@ struct Cli {
     #[arg(long = "html", value_name = "FILE", require_equals = true)]
     html: Option<PathBuf>,
 
+    /// Record a compressed trace of the run to FILE, for `memcheck report FILE` later.
+    #[arg(long = "record", value_name = "FILE", require_equals = true)]
+    record: Option<PathBuf>,
+
+    /// With `memcheck report`: also look for the programs' files and their debug files in DIR
+    /// (as /usr/lib/debug: DIR/.build-id/xx/yyyy.debug, or DIR/NAME).
+    #[arg(long = "debug-dir", value_name = "DIR", action = ArgAction::Append, require_equals = true)]
+    debug_dir: Vec<PathBuf>,
+
     /// Serve Prometheus metrics of the heap at http://ADDR/metrics while the program runs
     /// (e.g. 127.0.0.1:9464; port 0 picks a free port, printed at start).
     #[arg(long = "metrics-addr", value_name = "ADDR", require_equals = true)]
@@ -358,6 +367,8 @@ pub struct Config {
     pub folded: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    pub record: Option<PathBuf>,
+    pub debug_dirs: Vec<PathBuf>,
     pub metric: Metric,
     /// The options as given (for XML's <vargv>).
     pub options: Vec<String>,
@@ -378,6 +389,8 @@ impl Config {
 pub enum Invocation {
     Run(Config),
     Diff { base: PathBuf, new: PathBuf },
+    /// `memcheck report TRACE [OPTIONS]`: the reports of a recorded run.
+    Report { cfg: Config, trace: PathBuf },
 }
 
 /// Valgrind options without effect under memcheck: accepted so that scripts keep working.
@@ -460,6 +473,19 @@ fn known_option(arg: &str) -> bool {
 /// Parses the process arguments (notes for ignored Valgrind options go to stderr).
 pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == "report") {
+        // memcheck report TRACE [OPTIONS]: the options of a run, the trace in place of the program.
+        let Some(trace) = raw.get(2).cloned() else { bail!("memcheck report needs a trace file: memcheck report FILE [OPTIONS]") };
+        let mut args = vec![raw[0].clone()];
+        args.extend(raw[3..].iter().cloned());
+        args.push(trace.clone());
+        let Invocation::Run(cfg) = parse_from(args)? else { unreachable!("a run") };
+        return Ok(Invocation::Report { cfg, trace: PathBuf::from(trace) });
+    }
+    parse_from(raw)
+}
+
+fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
     if raw.get(1).is_some_and(|a| a == "diff") {
         let d = DiffCli::parse_from(
             std::iter::once(OsString::from("memcheck diff")).chain(raw[2..].iter().cloned()),
@@ -564,6 +590,8 @@ pub fn parse() -> Result<Invocation> {
         folded: cli.folded,
         html: cli.html,
         metrics_addr: cli.metrics_addr,
+        record: cli.record,
+        debug_dirs: cli.debug_dir,
         metric: cli.flamegraph_metric,
         show_error_list: cli.show_error_list || cli.verbose > 0,
         options,

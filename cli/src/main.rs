@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let result = match args::parse() {
         Ok(Invocation::Run(cfg)) => run(&cfg),
         Ok(Invocation::Diff { base, new }) => diff::run(&base, &new),
+        Ok(Invocation::Report { cfg, trace }) => report_trace(&cfg, &trace),
         Err(e) => Err(e),
     };
     match result {
@@ -64,7 +65,11 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         program,
         args: cfg.command.clone(),
         shim: shim.clone(),
-        depth: if cfg.wants_profile() { cfg.num_callers.max(report::PROFILE_DEPTH) } else { cfg.num_callers },
+        depth: if cfg.wants_profile() || cfg.record.is_some() {
+            cfg.num_callers.max(report::PROFILE_DEPTH)
+        } else {
+            cfg.num_callers
+        },
         trace_children: cfg.trace_children,
         freelist_vol: cfg.freelist_vol,
         heuristics: memcheck_tracer::Heuristics {
@@ -73,8 +78,10 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             newarray: h.newarray,
             multipleinheritance: h.multipleinheritance,
         },
-        profile: cfg.wants_profile(),
+        // A recorded run keeps everything, so that `memcheck report` can show any output later.
+        profile: cfg.wants_profile() || cfg.record.is_some(),
         metrics: None,
+        record: cfg.record.clone(),
     };
     let mut opts = opts;
     if let Some(addr) = &cfg.metrics_addr {
@@ -88,9 +95,38 @@ fn run(cfg: &Config) -> Result<ExitCode> {
     let started = Instant::now();
     let result = memcheck_tracer::run(&opts).map_err(explain)?;
     let elapsed = started.elapsed();
+    emit(cfg, &result, elapsed, &shim, &supps, true)
+}
 
-    let mut sym = symbolize::Symbolizer::default();
-    let report = report::build(cfg, &result, &mut sym, &shim, &supps);
+/// `memcheck report TRACE`: the outputs of a recorded run.
+fn report_trace(cfg: &Config, trace: &std::path::Path) -> Result<ExitCode> {
+    let mut supps = Vec::new();
+    for s in &cfg.suppressions {
+        supps.extend(report::supp::parse_file(s)?);
+    }
+    let result = memcheck_tracer::replay(trace, cfg.wants_profile(), cfg.freelist_vol).map_err(anyhow::Error::new)?;
+    let shim = validate::shim_path().unwrap_or_else(|_| PathBuf::from("libmemcheck_shim.so"));
+    // The command is the recorded program's, not the trace file's.
+    let mut cfg = cfg.clone();
+    if let Some(root) = result.processes.iter().find(|p| p.pid == result.root_pid).or(result.processes.first()) {
+        cfg.command = root.cmdline.iter().map(std::ffi::OsString::from).collect();
+    }
+    emit(&cfg, &result, std::time::Duration::ZERO, &shim, &supps, false)
+}
+
+/// Writes every output the options ask for; returns the exit code of the run.
+/// `live`: the program ran now (memcheck then ends as it did, a signal included); else the
+/// outputs are those of a recorded run, and a signal is an exit code 128+N.
+fn emit(
+    cfg: &Config,
+    result: &memcheck_tracer::RunResult,
+    elapsed: std::time::Duration,
+    shim: &std::path::Path,
+    supps: &[report::supp::Suppression],
+    live: bool,
+) -> Result<ExitCode> {
+    let mut sym = symbolize::Symbolizer::with_debug_dirs(cfg.debug_dirs.clone());
+    let report = report::build(cfg, result, &mut sym, shim, supps);
     // A forked child that did not exec stays silent with --child-silent-after-fork=yes.
     let shown: Vec<&report::Process> = report
         .processes
@@ -175,7 +211,8 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             ExitCode::from(cfg.error_exitcode as u8)
         }
         ExitStatus::Code(c) => ExitCode::from(c as u8),
-        ExitStatus::Signal(s) => die_by_signal(s),
+        ExitStatus::Signal(s) if live => die_by_signal(s),
+        ExitStatus::Signal(s) => ExitCode::from((128 + s) as u8),
     })
 }
 

@@ -53,6 +53,20 @@ fn build_id_hex(id: &[u8]) -> String {
 }
 
 impl Symbolizer {
+    pub fn with_debug_dirs(debug_dirs: Vec<PathBuf>) -> Symbolizer {
+        Symbolizer { debug_dirs, ..Default::default() }
+    }
+
+    /// The file to read for a module: its path, or (a trace from another machine) a file of the
+    /// same name in a --debug-dir.
+    fn locate(&self, path: &Path) -> PathBuf {
+        if path.is_file() {
+            return path.to_path_buf();
+        }
+        let name = path.file_name().unwrap_or_default();
+        self.debug_dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| path.to_path_buf())
+    }
+
     fn debug_roots(&self) -> Vec<PathBuf> {
         let mut v = self.debug_dirs.clone();
         v.push(PathBuf::from("/usr/lib/debug"));
@@ -60,6 +74,8 @@ impl Symbolizer {
     }
 
     fn load(&self, path: &Path) -> Option<ModuleDebug> {
+        let located = self.locate(path);
+        let path = located.as_path();
         let data = std::fs::read(path).ok()?;
         let obj = object::File::parse(&*data).ok()?;
         let segments = obj

@@ -12,6 +12,10 @@ pub enum TraceError {
     Shm(io::Error),
     #[error("cannot start the program: {0}")]
     Spawn(io::Error),
+    #[error("cannot write the trace: {0}")]
+    Record(io::Error),
+    #[error(transparent)]
+    TraceFile(#[from] crate::trace::TraceFileError),
     #[error("ptrace failed: {0}")]
     Ptrace(#[from] nix::Error),
 }

@@ -29,7 +29,7 @@ struct FreedBlock {
 }
 
 /// What a bad address was, as far as the heap knows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddrDescription {
     /// Inside (or at the start of) a live block.
     Live(BlockInfo),
@@ -50,7 +50,7 @@ pub enum AddrDescription {
     Unknown,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockInfo {
     pub addr: u64,
     pub size: u64,

@@ -14,6 +14,11 @@ mod profile;
 mod ptrace;
 mod shm;
 mod signals;
+mod replay;
+mod trace;
+
+pub use replay::replay;
+pub use trace::{decode_all, encode_all, TraceFileError};
 
 pub use signals::{die_by_signal, ignore_terminal_signals};
 
@@ -48,6 +53,8 @@ pub struct Options {
     pub profile: bool,
     /// Live numbers of every traced process, refreshed every 100 ms (for --metrics-addr).
     pub metrics: Option<std::sync::Arc<Metrics>>,
+    /// Record a trace of the run to this file (for `memcheck report`).
+    pub record: Option<PathBuf>,
 }
 
 /// Live numbers of the traced processes, for a metrics endpoint to read while the program runs.
@@ -131,7 +138,11 @@ pub struct RunResult {
 
 /// Runs the program to completion under the tracer.
 pub fn run(opts: &Options) -> Result<RunResult, TraceError> {
+    let trace = match &opts.record {
+        Some(p) => Some(trace::TraceWriter::create(p).map_err(TraceError::Record)?),
+        None => None,
+    };
     let shm = shm::Shm::create(opts)?;
     let child = launch::spawn(opts, &shm)?;
-    ptrace::Tracer::new(opts, shm, child).run()
+    ptrace::Tracer::new(opts, shm, child, trace).run()
 }

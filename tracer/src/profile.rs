@@ -10,7 +10,6 @@
 use crate::hash::AddrMap;
 use memcheck_wire::Func;
 use std::collections::HashMap;
-use std::time::Instant;
 
 /// Totals of one allocation site.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,7 +48,9 @@ pub struct Profile {
     epoch: u64,
     /// Per thread: the address of its last allocation, while no other allocation followed.
     last_alloc: AddrMap<u32, u64>,
-    started: Instant,
+    /// The tracer's clock (ms since the start), set as records are read, so that a replayed
+    /// trace gives the same times as the run.
+    pub now_ms: u64,
 }
 
 impl Default for Profile {
@@ -64,7 +65,7 @@ impl Default for Profile {
             samples: Vec::new(),
             epoch: 0,
             last_alloc: AddrMap::default(),
-            started: Instant::now(),
+            now_ms: 0,
         }
     }
 }
@@ -80,11 +81,8 @@ impl SiteStats {
 }
 
 impl Profile {
-    pub fn new(started: Instant) -> Profile {
-        Profile {
-            started,
-            ..Default::default()
-        }
+    pub fn new() -> Profile {
+        Profile::default()
     }
 
     /// A fork child's profile starts from its parent's.
@@ -105,7 +103,7 @@ impl Profile {
         self.last_alloc.insert(tid, addr);
         if self.heap_bytes > self.peak_heap_bytes {
             self.peak_heap_bytes = self.heap_bytes;
-            self.peak_ms = self.started.elapsed().as_millis() as u64;
+            self.peak_ms = self.now_ms;
             self.epoch += 1;
             // This site changed at the peak: its value now is its value at the peak.
             let s = self.sites.get_mut(&(stack, func)).expect("just inserted");
@@ -133,7 +131,7 @@ impl Profile {
 
     /// Records a point of the series (the tracer calls it at least every 10 ms).
     pub fn sample(&mut self, rss_bytes: u64) {
-        let ms = self.started.elapsed().as_millis() as u64;
+        let ms = self.now_ms;
         self.peak_rss_bytes = self.peak_rss_bytes.max(rss_bytes);
         self.samples.push(Sample {
             ms,
@@ -179,7 +177,7 @@ mod tests {
 
     #[test]
     fn peak_temporary_and_leaked_per_site() {
-        let mut p = Profile::new(Instant::now());
+        let mut p = Profile::new();
         let (a, b) = ((1, Func::Malloc), (2, Func::Malloc));
         p.on_alloc(a.0, a.1, 0x100, 100, 1); // a: 100
         p.on_alloc(b.0, b.1, 0x200, 50, 1); // peak 150: a 100, b 50

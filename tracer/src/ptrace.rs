@@ -10,6 +10,7 @@ use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
 use crate::profile::{self, Profile};
 use crate::shm::{Record, Shm};
+use crate::trace::{Event, TraceWriter};
 use crate::{ExitStatus, Options, ProcessReport, ProfileReport, RunResult, TraceError};
 use memcheck_wire::Func;
 use nix::errno::Errno;
@@ -24,10 +25,10 @@ use std::time::{Duration, Instant};
 const SYS_EXIT_GROUP: u64 = 231;
 
 /// One traced process image.
-struct Proc {
+pub(crate) struct Proc {
     pid: u32,
     ppid: u32,
-    heap: Heap,
+    pub(crate) heap: Heap,
     stacks: HashMap<u32, Vec<u64>>,
     modules: ModuleMap,
     threads: HashSet<u32>,
@@ -39,10 +40,12 @@ struct Proc {
     started: bool,
     /// This image was started by exec.
     execed: bool,
+    /// A process running now (false: replayed from a trace, where /proc says nothing of it).
+    pub(crate) live: bool,
 }
 
 impl Proc {
-    fn new(pid: u32, ppid: u32, heap: Heap) -> Proc {
+    pub(crate) fn new(pid: u32, ppid: u32, heap: Heap) -> Proc {
         Proc {
             pid,
             ppid,
@@ -55,7 +58,18 @@ impl Proc {
             report: None,
             started: false,
             execed: false,
+            live: true,
         }
+    }
+
+    pub(crate) fn identity_event(&self) -> Event {
+        Event::Proc { pid: self.pid, ppid: self.ppid, execed: self.execed, exe: self.exe.clone(), cmdline: self.cmdline.clone() }
+    }
+
+    pub(crate) fn set_identity(&mut self, execed: bool, exe: PathBuf, cmdline: Vec<String>) {
+        self.execed = execed;
+        self.exe = exe;
+        self.cmdline = cmdline;
     }
 
     fn read_identity(&mut self) {
@@ -70,7 +84,14 @@ impl Proc {
             .unwrap_or_default();
     }
 
-    fn apply(&mut self, tid: u32, rec: Record<'_>) {
+    /// Applies one record; `trace` gets it (and what the tracer looked up for it) when the run
+    /// is recorded.
+    pub(crate) fn apply(&mut self, tid: u32, rec: Record<'_>, trace: &mut Option<TraceWriter>) {
+        if let Some(t) = trace.as_mut() {
+            if let Some(ev) = trace_event(self.pid, tid, &rec) {
+                let _ = t.write(&ev);
+            }
+        }
         match rec {
             Record::ThreadStart => {}
             Record::Stack { id, frames } => {
@@ -78,10 +99,7 @@ impl Proc {
                     .chunks_exact(8)
                     .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
                     .collect();
-                if frames.iter().any(|&f| !self.modules.knows(f)) {
-                    self.modules.refresh(self.pid);
-                }
-                self.stacks.insert(id, frames);
+                self.add_stack(id, frames);
             }
             Record::Alloc(a) => {
                 let func = Func::from_u32(a.func).unwrap_or(Func::Malloc);
@@ -104,20 +122,73 @@ impl Proc {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
                 let before = self.heap.errors().len();
                 self.heap.bad_free(f.addr, f.size, func, f.stack, tid);
-                if self.heap.errors().len() > before {
+                if self.live && self.heap.errors().len() > before {
                     let e = self.heap.errors_mut().last_mut().expect("just added");
                     if matches!(e.what, AddrDescription::Unknown) {
                         e.what = describe_mapping(self.pid, f.addr);
+                        if let Some(t) = trace.as_mut() {
+                            let _ = t.write(&Event::Describe { pid: self.pid, addr: f.addr, what: e.what.clone() });
+                        }
                     }
                 }
             }
-            Record::DlClose => self.modules.refresh(self.pid),
+            Record::DlClose => {
+                if self.live {
+                    self.modules.refresh(self.pid)
+                }
+            }
         }
+    }
+
+    /// The process a fork of this one starts as (pid `child`).
+    pub(crate) fn fork_copy(&self, child: u32) -> Proc {
+        let mut c = Proc::new(child, self.pid, self.heap.fork_child());
+        c.stacks = self.stacks.clone();
+        c.modules = self.modules.clone();
+        c.exe = self.exe.clone();
+        c.cmdline = self.cmdline.clone();
+        c.started = true;
+        c.live = self.live;
+        c
+    }
+
+    pub(crate) fn add_stack(&mut self, id: u32, frames: Vec<u64>) {
+        if self.live && frames.iter().any(|&f| !self.modules.knows(f)) {
+            self.modules.refresh(self.pid);
+        }
+        self.stacks.insert(id, frames);
+    }
+
+    /// What a replayed trace says the tracer found for the last bad free.
+    pub(crate) fn set_description(&mut self, what: AddrDescription) {
+        if let Some(e) = self.heap.errors_mut().last_mut() {
+            if matches!(e.what, AddrDescription::Unknown) {
+                e.what = what;
+            }
+        }
+    }
+
+    /// The report with blocks classified as a trace recorded them.
+    pub(crate) fn report_replayed(&mut self, exit: Option<ExitStatus>, classified: Option<Vec<crate::trace::Classified>>, modules: Vec<crate::Module>) -> ProcessReport {
+        self.modules.modules = modules;
+        let mut r = self.report(exit, None);
+        if let Some(c) = classified {
+            let by_addr: crate::hash::AddrMap<u64, crate::trace::Classified> = c.into_iter().map(|x| (x.0, x)).collect();
+            for b in &mut r.live {
+                if let Some(&(_, kind, heuristic, ib, ic)) = by_addr.get(&b.block.addr) {
+                    b.kind = kind;
+                    b.heuristic = heuristic;
+                    b.indirect_bytes = ib;
+                    b.indirect_blocks = ic;
+                }
+            }
+        }
+        r
     }
 
     /// The report, with blocks classified by a scan of the stopped process (`snap`), or left
     /// unclassified when the process could not be stopped before it died.
-    fn report(
+    pub(crate) fn report(
         &mut self,
         exit: Option<ExitStatus>,
         snap: Option<&leak::Snapshot<'_>>,
@@ -181,6 +252,22 @@ impl Proc {
     }
 }
 
+/// The trace event of a ring record (None for those the tracer only uses live).
+fn trace_event(pid: u32, tid: u32, rec: &Record<'_>) -> Option<Event> {
+    Some(match rec {
+        Record::Stack { id, frames } => Event::Stack {
+            pid,
+            tid,
+            id: *id,
+            frames: frames.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
+        },
+        Record::Alloc(a) => Event::Alloc { pid, tid, rec: *a },
+        Record::Free(f) => Event::Free { pid, tid, bad: false, rec: *f },
+        Record::BadFree(f) => Event::Free { pid, tid, bad: true, rec: *f },
+        Record::ThreadStart | Record::DlClose => return None,
+    })
+}
+
 /// Says where an address that is no heap block lies: a thread's stack or a module's data.
 fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
     for m in maps::read(pid) {
@@ -200,10 +287,12 @@ fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
 }
 
 /// A new process heap, with a profile if asked for.
-fn new_heap(opts: &Options, started: Instant) -> Heap {
+fn new_heap(opts: &Options, now_ms: u64) -> Heap {
     let mut h = Heap::new(opts.freelist_vol);
     if opts.profile {
-        h.profile = Some(Box::new(Profile::new(started)));
+        let mut p = Profile::new();
+        p.now_ms = now_ms;
+        h.profile = Some(Box::new(p));
     }
     h
 }
@@ -223,6 +312,9 @@ pub struct Tracer<'a> {
     started: Instant,
     last_sample: Instant,
     last_metrics: Instant,
+    /// The trace being recorded (--record), and the clock value last written to it.
+    trace: Option<TraceWriter>,
+    last_ms: u64,
 }
 
 fn status_of(raw: i32) -> ExitStatus {
@@ -234,12 +326,12 @@ fn status_of(raw: i32) -> ExitStatus {
 }
 
 impl<'a> Tracer<'a> {
-    pub fn new(opts: &'a Options, shm: Shm, root: u32) -> Tracer<'a> {
+    pub fn new(opts: &'a Options, shm: Shm, root: u32, trace: Option<TraceWriter>) -> Tracer<'a> {
         let started = Instant::now();
         let mut procs = HashMap::new();
         procs.insert(
             root,
-            Proc::new(root, std::process::id(), new_heap(opts, started)),
+            Proc::new(root, std::process::id(), new_heap(opts, 0)),
         );
         Tracer {
             opts,
@@ -254,16 +346,42 @@ impl<'a> Tracer<'a> {
             started,
             last_sample: started,
             last_metrics: started,
+            trace,
+            last_ms: 0,
+        }
+    }
+
+    fn write(&mut self, e: &Event) {
+        if let Some(t) = self.trace.as_mut() {
+            let _ = t.write(e);
+        }
+    }
+
+    /// Advances the clock the profiles use (and the trace records).
+    fn tick(&mut self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        if ms == self.last_ms {
+            return;
+        }
+        self.last_ms = ms;
+        self.write(&Event::Time(ms));
+        if self.opts.profile {
+            for pr in self.procs.values_mut() {
+                if let Some(p) = pr.heap.profile.as_mut() {
+                    p.now_ms = ms;
+                }
+            }
         }
     }
 
     fn drain(&mut self) -> usize {
-        let (shm, procs, opts, started) = (&self.shm, &mut self.procs, self.opts, self.started);
+        self.tick();
+        let (shm, procs, opts, trace, ms) = (&self.shm, &mut self.procs, self.opts, &mut self.trace, self.last_ms);
         let n = shm.drain(|pid, tid, rec| {
             procs
                 .entry(pid)
-                .or_insert_with(|| Proc::new(pid, 0, new_heap(opts, started)))
-                .apply(tid, rec)
+                .or_insert_with(|| Proc::new(pid, 0, new_heap(opts, ms)))
+                .apply(tid, rec, trace)
         });
         if self.opts.profile {
             self.sample();
@@ -316,12 +434,20 @@ impl<'a> Tracer<'a> {
         let mut sampled = false;
         for pr in self.procs.values_mut() {
             let pid = pr.pid;
+            if !pr.started {
+                // The program is not exec'd yet: its profile starts at the exec.
+                continue;
+            }
             if let Some(p) = pr.heap.profile.as_mut() {
                 let peak_since_last = p.samples.last().is_none_or(|s| {
                     p.peak_heap_bytes > s.heap_bytes && p.heap_bytes == p.peak_heap_bytes
                 });
                 if due || peak_since_last {
-                    p.sample(profile::rss_bytes(pid));
+                    let rss = profile::rss_bytes(pid);
+                    p.sample(rss);
+                    if let Some(t) = self.trace.as_mut() {
+                        let _ = t.write(&Event::Sample { pid, rss });
+                    }
                     sampled = true;
                 }
             }
@@ -332,16 +458,16 @@ impl<'a> Tracer<'a> {
     }
 
     fn drain_pid(&mut self, pid: u32) {
-        let (shm, procs) = (&self.shm, &mut self.procs);
+        let (shm, procs, trace) = (&self.shm, &mut self.procs, &mut self.trace);
         if let Some(p) = procs.get_mut(&pid) {
-            while shm.drain_pid(pid, |_, tid, rec| p.apply(tid, rec)) > 0 {}
+            while shm.drain_pid(pid, |_, tid, rec| p.apply(tid, rec, trace)) > 0 {}
         }
     }
 
     fn release(&mut self, pid: u32, tid: Option<u32>) {
-        let (shm, procs) = (&self.shm, &mut self.procs);
+        let (shm, procs, trace) = (&self.shm, &mut self.procs, &mut self.trace);
         match procs.get_mut(&pid) {
-            Some(p) => shm.release_tid(pid, tid, |_, t, rec| p.apply(t, rec)),
+            Some(p) => shm.release_tid(pid, tid, |_, t, rec| p.apply(t, rec, trace)),
             None => shm.release_tid(pid, tid, |_, _, _| {}),
         }
     }
@@ -373,9 +499,14 @@ impl<'a> Tracer<'a> {
         for pid in self.procs.keys().copied().collect::<Vec<_>>() {
             self.finish(pid, None);
         }
+        let status = self.root_status.unwrap_or(ExitStatus::Code(0));
+        if let Some(mut t) = self.trace.take() {
+            let _ = t.write(&Event::End { root: self.root, status });
+            t.finish().map_err(TraceError::Record)?;
+        }
         Ok(RunResult {
             processes: self.done,
-            status: self.root_status.unwrap_or(ExitStatus::Code(0)),
+            status,
             root_pid: self.root,
         })
     }
@@ -441,17 +572,10 @@ impl<'a> Tracer<'a> {
                 } else {
                     self.drain_pid(pid);
                     let child = match self.procs.get(&pid) {
-                        Some(parent) => {
-                            let mut c = Proc::new(new, pid, parent.heap.fork_child());
-                            c.stacks = parent.stacks.clone();
-                            c.modules = parent.modules.clone();
-                            c.exe = parent.exe.clone();
-                            c.cmdline = parent.cmdline.clone();
-                            c.started = true;
-                            c
-                        }
-                        None => Proc::new(new, pid, new_heap(self.opts, self.started)),
+                        Some(parent) => parent.fork_copy(new),
+                        None => Proc::new(new, pid, new_heap(self.opts, self.last_ms)),
                     };
+                    self.write(&Event::Fork { parent: pid, child: new });
                     self.procs.insert(new, child);
                     self.tid_pid.insert(new, new);
                     self.shm.set_traced(new, true);
@@ -493,12 +617,14 @@ impl<'a> Tracer<'a> {
                     let mut pr = self
                         .procs
                         .remove(&pid)
-                        .unwrap_or_else(|| Proc::new(pid, ppid, new_heap(self.opts, self.started)));
+                        .unwrap_or_else(|| Proc::new(pid, ppid, new_heap(self.opts, self.last_ms)));
                     pr.started = true;
                     pr.execed = true;
                     pr.threads = HashSet::from([pid]);
                     pr.read_identity();
+                    let ev = pr.identity_event();
                     self.procs.insert(pid, pr);
+                    self.write(&ev);
                     self.resume(tid, None);
                 } else {
                     self.shm.set_traced(pid, false);
@@ -531,7 +657,11 @@ impl<'a> Tracer<'a> {
         if let Some(pr) = self.procs.get_mut(&pid) {
             if pr.report.is_none() {
                 if let Some(p) = pr.heap.profile.as_mut() {
-                    p.sample(profile::rss_bytes(pid));
+                    let rss = profile::rss_bytes(pid);
+                    p.sample(rss);
+                    if let Some(t) = self.trace.as_mut() {
+                        let _ = t.write(&Event::Sample { pid, rss });
+                    }
                 }
                 pr.modules.refresh(pid);
                 let maps = maps::read(pid);
@@ -592,6 +722,14 @@ impl<'a> Tracer<'a> {
             };
             if report.exit.is_none() || matches!(status, Some(ExitStatus::Signal(_))) {
                 report.exit = status.or(report.exit);
+            }
+            if self.trace.is_some() {
+                let scanned = report.live.iter().any(|c| c.kind != LeakKind::Unclassified);
+                let classified = scanned.then(|| {
+                    report.live.iter().map(|c| (c.block.addr, c.kind, c.heuristic, c.indirect_bytes, c.indirect_blocks)).collect()
+                });
+                let ev = Event::Exit { pid, status: report.exit, classified, modules: report.modules.clone() };
+                self.write(&ev);
             }
             self.done.push(report);
         }

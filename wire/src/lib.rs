@@ -165,7 +165,7 @@ pub struct StackDef {
 /// `seq` is a per-process order key taken after the real allocation returned: records of
 /// different threads are applied in `seq` order for the same address.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alloc {
     pub seq: u64,
     pub addr: u64,
@@ -176,7 +176,7 @@ pub struct Alloc {
 
 /// `seq` is taken before the real deallocation, so it orders before any reuse of the address.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Free {
     pub seq: u64,
     pub addr: u64,

@@ -387,10 +387,12 @@ fn build_process(
     shim: &Path,
     supps: &[Suppression],
 ) -> Process {
+    // The shim as the process mapped it (a replayed trace may come from another machine).
+    let own_shim = p.modules.iter().map(|m| m.path.as_path()).find(|m| m.file_name().is_some_and(|n| n == "libmemcheck_shim.so"));
     let mut stacks = Stacks {
         sym,
         proc: p,
-        shim,
+        shim: own_shim.unwrap_or(shim),
         num_callers: cfg.num_callers as usize,
         cache: HashMap::new(),
     };
@@ -560,7 +562,7 @@ fn build_process(
         leak_summary,
         error_summary: summary,
         suppcounts,
-        profile: p.profile.as_ref().map(|pr| {
+        profile: p.profile.as_ref().filter(|_| cfg.wants_profile()).map(|pr| {
             let mut sites: Vec<SiteOut> = pr
                 .sites
                 .iter()

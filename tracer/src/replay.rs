@@ -1,0 +1,95 @@
+//! Replaying a trace (`memcheck report FILE`): the events of a recorded run go through the same
+//! process model as during the run, without the processes, so the reports come out the same.
+//! Events are read one at a time: memory is bounded by the blocks live at once.
+
+use crate::heap::{Heap, LiveBlock};
+use crate::profile::Profile;
+use crate::ptrace::Proc;
+use crate::shm::Record;
+use crate::trace::{Event, TraceReader};
+use crate::{RunResult, TraceError, TraceFileError};
+use memcheck_wire::Func;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn new_proc(pid: u32, ppid: u32, profile: bool, freelist_vol: u64, now: u64) -> Proc {
+    let mut heap = Heap::new(freelist_vol);
+    if profile {
+        let mut p = Profile::new();
+        p.now_ms = now;
+        heap.profile = Some(Box::new(p));
+    }
+    let mut p = Proc::new(pid, ppid, heap);
+    p.live = false;
+    p
+}
+
+/// Rebuilds the result of the recorded run. `profile`: keep the allocation profile;
+/// `freelist_vol`: as --freelist-vol during the run.
+pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult, TraceError> {
+    let mut r = TraceReader::open(path)?;
+    let vol = freelist_vol;
+    let mut procs: HashMap<u32, Proc> = HashMap::new();
+    let mut done = Vec::new();
+    let mut now = 0u64;
+    let mut none = None;
+    loop {
+        let Some(ev) = r.next_event()? else {
+            return Err(TraceFileError::Truncated(path.display().to_string()).into());
+        };
+        match ev {
+            Event::Time(ms) => {
+                now = ms;
+                for p in procs.values_mut() {
+                    if let Some(pr) = p.heap.profile.as_mut() {
+                        pr.now_ms = ms;
+                    }
+                }
+            }
+            Event::Proc { pid, ppid, execed, exe, cmdline } => {
+                let mut p = new_proc(pid, ppid, profile, vol, now);
+                p.set_identity(execed, exe, cmdline);
+                procs.insert(pid, p);
+            }
+            Event::Fork { parent, child } => {
+                let c = match procs.get(&parent) {
+                    Some(par) => par.fork_copy(child),
+                    None => new_proc(child, parent, profile, vol, now),
+                };
+                procs.insert(child, c);
+            }
+            Event::Stack { pid, id, frames, .. } => {
+                procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now)).add_stack(id, frames);
+            }
+            Event::Alloc { pid, tid, rec } => {
+                let p = procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now));
+                let func = Func::from_u32(rec.func).unwrap_or(Func::Malloc);
+                p.heap.alloc(LiveBlock { addr: rec.addr, size: rec.size, stack: rec.stack, func, seq: rec.seq }, tid);
+            }
+            Event::Free { pid, tid, bad, rec } => {
+                let p = procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now));
+                let r = if bad { Record::BadFree(rec) } else { Record::Free(rec) };
+                p.apply(tid, r, &mut none);
+            }
+            Event::Describe { pid, what, .. } => {
+                if let Some(p) = procs.get_mut(&pid) {
+                    p.set_description(what);
+                }
+            }
+            Event::Sample { pid, rss } => {
+                if let Some(pr) = procs.get_mut(&pid).and_then(|p| p.heap.profile.as_mut()) {
+                    pr.sample(rss);
+                }
+            }
+            Event::Exit { pid, status, classified, modules } => {
+                if let Some(mut p) = procs.remove(&pid) {
+                    done.push(p.report_replayed(status, classified, modules));
+                }
+            }
+            Event::End { root, status } => {
+                return Ok(RunResult { processes: done, status, root_pid: root });
+            }
+        }
+    }
+}
+
