@@ -137,7 +137,8 @@ pub struct TraceWriter {
 impl TraceWriter {
     pub fn create(path: &Path) -> io::Result<TraceWriter> {
         let f = BufWriter::new(std::fs::File::create(path)?);
-        let mut out = zstd::stream::write::Encoder::new(f, 3)?;
+        let mut out = zstd::stream::write::Encoder::new(f, 12)?;
+        out.long_distance_matching(true)?;
         out.write_all(MAGIC)?;
         out.write_all(&[VERSION])?;
         Ok(TraceWriter { out, buf: Vec::with_capacity(1 << 16), deltas: Deltas::default() })
