@@ -139,6 +139,8 @@ impl TraceWriter {
         let f = BufWriter::new(std::fs::File::create(path)?);
         let mut out = zstd::stream::write::Encoder::new(f, 12)?;
         out.long_distance_matching(true)?;
+        // An 8 MiB window: what a reader must hold, whatever the length of the trace.
+        out.window_log(23)?;
         out.write_all(MAGIC)?;
         out.write_all(&[VERSION])?;
         Ok(TraceWriter { out, buf: Vec::with_capacity(1 << 16), deltas: Deltas::default() })
