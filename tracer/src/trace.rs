@@ -115,10 +115,16 @@ fn put_status(out: &mut Vec<u8>, s: Option<ExitStatus>) {
     }
 }
 
-/// Per-thread delta state of the record stream (the same on both sides).
+/// The state both sides keep to encode compactly: per-thread deltas of the record stream, and
+/// a trie of the stacks (as heaptrack keeps them): a stack is sent as the trie node of its
+/// longest outer part already sent, plus its new inner frames.
 #[derive(Default)]
 struct Deltas {
     last: HashMap<(u32, u32), (u64, u64)>,
+    /// Writer: (parent node, address) -> node.
+    trie: HashMap<(u32, u64), u32>,
+    /// Reader: node -> (parent node, address); node 0 is the root.
+    nodes: Vec<(u32, u64)>,
 }
 
 impl Deltas {
@@ -188,9 +194,26 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             put(out, *pid as u64);
             put(out, *tid as u64);
             put(out, *id as u64);
-            put(out, frames.len() as u64);
-            for f in frames {
+            // Outermost frame first down the trie, as far as it is known.
+            let mut node = 0u32;
+            let mut known = 0;
+            for f in frames.iter().rev() {
+                match d.trie.get(&(node, *f)) {
+                    Some(&n) => {
+                        node = n;
+                        known += 1;
+                    }
+                    None => break,
+                }
+            }
+            put(out, node as u64);
+            let new = &frames[..frames.len() - known];
+            put(out, new.len() as u64);
+            for f in new.iter().rev() {
                 put(out, *f);
+                let next = d.trie.len() as u32 + 1;
+                d.trie.insert((node, *f), next);
+                node = next;
             }
         }
         Event::Alloc { pid, tid, rec } => {
@@ -249,8 +272,11 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
                 Some(c) => {
                     out.push(1);
                     put(out, c.len() as u64);
+                    let mut prev = 0u64;
                     for (addr, k, h, ib, ic) in c {
-                        put(out, *addr);
+                        // Sorted by address: deltas.
+                        put(out, zigzag(addr.wrapping_sub(prev) as i64));
+                        prev = *addr;
                         out.push(kind_code(*k));
                         out.push(heur_code(*h));
                         put(out, *ib);
@@ -399,8 +425,30 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
         3 => Event::Fork { parent: get32(r)?, child: get32(r)? },
         4 => {
             let (pid, tid, id) = (get32(r)?, get32(r)?, get32(r)?);
+            if d.nodes.is_empty() {
+                d.nodes.push((0, 0));
+            }
+            let mut node = get32(r)?;
+            if node as usize >= d.nodes.len() {
+                return Err(bad("stack node out of range"));
+            }
             let n = get_len(r, wire::MAX_FRAMES as u64)?;
-            let frames = (0..n).map(|_| get(r)).collect::<io::Result<_>>()?;
+            for _ in 0..n {
+                let ip = get(r)?;
+                d.nodes.push((node, ip));
+                node = (d.nodes.len() - 1) as u32;
+            }
+            // Innermost first: the new frames, then the known part up to the root.
+            let mut frames: Vec<u64> = Vec::with_capacity(n + 8);
+            let mut at = node as usize;
+            while at != 0 {
+                let (parent, ip) = d.nodes[at];
+                frames.push(ip);
+                if frames.len() > wire::MAX_FRAMES {
+                    return Err(bad("stack too deep"));
+                }
+                at = parent as usize;
+            }
             Event::Stack { pid, tid, id, frames }
         }
         5 => {
@@ -440,8 +488,10 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
                 1 => {
                     let n = get_len(r, 1 << 34)?;
                     let mut v = Vec::with_capacity(n.min(1 << 20));
+                    let mut prev = 0u64;
                     for _ in 0..n {
-                        let addr = get(r)?;
+                        let addr = prev.wrapping_add(unzigzag(get(r)?) as u64);
+                        prev = addr;
                         let k = match get_u8(r)? {
                             0 => LeakKind::DefinitelyLost,
                             1 => LeakKind::IndirectlyLost,
@@ -528,6 +578,9 @@ mod tests {
             Event::Time(5),
             Event::Proc { pid: 10, ppid: 1, execed: true, exe: "/bin/x".into(), cmdline: vec!["x".into(), "-v".into()] },
             Event::Stack { pid: 10, tid: 10, id: 3, frames: vec![0x1000, 0x2000] },
+            Event::Stack { pid: 10, tid: 10, id: 4, frames: vec![0x1500, 0x1000, 0x2000] },
+            Event::Stack { pid: 10, tid: 11, id: 5, frames: vec![0x2000] },
+            Event::Stack { pid: 10, tid: 11, id: 6, frames: vec![0x3000, 0x2000] },
             Event::Alloc { pid: 10, tid: 10, rec: wire::Alloc { seq: 7, addr: 0x5000, size: 24, stack: 3, func: 0 } },
             Event::Free { pid: 10, tid: 10, bad: false, rec: wire::Free { seq: 8, addr: 0x5000, size: 0, stack: 3, func: 9, flags: 0, _pad: 0 } },
             Event::Describe { pid: 10, addr: 0x7000, what: AddrDescription::Stack { thread: 1 } },
