@@ -434,8 +434,9 @@ impl<'a> Tracer<'a> {
         let mut sampled = false;
         for pr in self.procs.values_mut() {
             let pid = pr.pid;
-            if !pr.started {
-                // The program is not exec'd yet: its profile starts at the exec.
+            if !pr.started || pr.report.is_some() {
+                // Not exec'd yet (its profile starts at the exec), or exited (its report is
+                // taken).
                 continue;
             }
             if let Some(p) = pr.heap.profile.as_mut() {
