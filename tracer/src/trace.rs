@@ -125,6 +125,39 @@ struct Deltas {
     trie: HashMap<(u32, u64), u32>,
     /// Reader: node -> (parent node, address); node 0 is the root.
     nodes: Vec<(u32, u64)>,
+    /// The addresses freed most recently, in order (both sides): glibc hands them out again
+    /// once the shim's quarantine lets them go, so an allocation is often "the block freed k
+    /// frees ago", with k nearly constant, which compresses far better than the address.
+    freed: std::collections::VecDeque<u64>,
+    freed_pos: HashMap<u64, u64>,
+    freed_count: u64,
+}
+
+const FREED_WINDOW: usize = 1 << 18;
+
+impl Deltas {
+    fn note_free(&mut self, addr: u64) {
+        self.freed.push_back(addr);
+        self.freed_pos.insert(addr, self.freed_count);
+        self.freed_count += 1;
+        if self.freed.len() > FREED_WINDOW {
+            let old = self.freed.pop_front().expect("non-empty");
+            let old_index = self.freed_count - 1 - FREED_WINDOW as u64;
+            if self.freed_pos.get(&old) == Some(&old_index) {
+                self.freed_pos.remove(&old);
+            }
+        }
+    }
+
+    /// How many frees ago `addr` was freed, if it is in the window.
+    fn freed_ago(&self, addr: u64) -> Option<u64> {
+        self.freed_pos.get(&addr).map(|&i| self.freed_count - i)
+    }
+
+    fn freed_at(&self, ago: u64) -> Option<u64> {
+        let len = self.freed.len() as u64;
+        (ago >= 1 && ago <= len).then(|| self.freed[(len - ago) as usize])
+    }
 }
 
 impl Deltas {
@@ -217,12 +250,17 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             }
         }
         Event::Alloc { pid, tid, rec } => {
-            out.push(5);
+            let ago = d.freed_ago(rec.addr);
+            out.push(if ago.is_some() { 12 } else { 5 });
             put(out, *pid as u64);
             put(out, *tid as u64);
             let l = d.get(*pid, *tid);
             put(out, zigzag(rec.seq.wrapping_sub(l.0) as i64));
-            put(out, zigzag(rec.addr.wrapping_sub(l.1) as i64));
+            match ago {
+                Some(k) => put(out, k),
+                None => put(out, zigzag(rec.addr.wrapping_sub(l.1) as i64)),
+            }
+            let l = d.get(*pid, *tid);
             *l = (rec.seq, rec.addr);
             put(out, rec.size);
             put(out, rec.stack as u64);
@@ -240,6 +278,9 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             put(out, rec.stack as u64);
             put(out, rec.func as u64);
             put(out, rec.flags as u64);
+            if !*bad {
+                d.note_free(rec.addr);
+            }
         }
         Event::Describe { pid, addr, what } => {
             out.push(8);
@@ -451,12 +492,14 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             }
             Event::Stack { pid, tid, id, frames }
         }
-        5 => {
+        t @ (5 | 12) => {
             let (pid, tid) = (get32(r)?, get32(r)?);
             let l = d.get(pid, tid);
             let seq = l.0.wrapping_add(unzigzag(get(r)?) as u64);
-            let addr = l.1.wrapping_add(unzigzag(get(r)?) as u64);
-            *l = (seq, addr);
+            let last_addr = l.1;
+            let v = get(r)?;
+            let addr = if t == 12 { d.freed_at(v).ok_or_else(|| bad("freed block out of range"))? } else { last_addr.wrapping_add(unzigzag(v) as u64) };
+            *d.get(pid, tid) = (seq, addr);
             let rec = wire::Alloc { seq, addr, size: get(r)?, stack: get32(r)?, func: get32(r)? };
             Event::Alloc { pid, tid, rec }
         }
@@ -467,6 +510,9 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             let addr = l.1.wrapping_add(unzigzag(get(r)?) as u64);
             l.0 = seq;
             let rec = wire::Free { seq, addr, size: get(r)?, stack: get32(r)?, func: get32(r)?, flags: get32(r)?, _pad: 0 };
+            if t == 6 {
+                d.note_free(addr);
+            }
             Event::Free { pid, tid, bad: t == 7, rec }
         }
         8 => {
@@ -583,6 +629,8 @@ mod tests {
             Event::Stack { pid: 10, tid: 11, id: 6, frames: vec![0x3000, 0x2000] },
             Event::Alloc { pid: 10, tid: 10, rec: wire::Alloc { seq: 7, addr: 0x5000, size: 24, stack: 3, func: 0 } },
             Event::Free { pid: 10, tid: 10, bad: false, rec: wire::Free { seq: 8, addr: 0x5000, size: 0, stack: 3, func: 9, flags: 0, _pad: 0 } },
+            Event::Alloc { pid: 10, tid: 11, rec: wire::Alloc { seq: 9, addr: 0x5000, size: 24, stack: 3, func: 0 } },
+            Event::Alloc { pid: 10, tid: 11, rec: wire::Alloc { seq: 10, addr: 0x9000, size: 24, stack: 3, func: 0 } },
             Event::Describe { pid: 10, addr: 0x7000, what: AddrDescription::Stack { thread: 1 } },
             Event::Sample { pid: 10, rss: 1 << 20 },
             Event::Exit {
