@@ -104,17 +104,11 @@ impl LeakKinds {
     }
 }
 
-/// Valgrind's leak-check heuristics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Heuristics {
-    pub stdstring: bool,
-    pub length64: bool,
-    pub newarray: bool,
-    pub multipleinheritance: bool,
-}
+pub use memcheck_tracer::Heuristics;
 
-impl Heuristics {
-    fn parse(s: &str) -> Result<Heuristics, String> {
+/// Parses Valgrind's --leak-check-heuristics list.
+fn parse_heuristics(s: &str) -> Result<Heuristics, String> {
+    {
         let mut h = Heuristics {
             stdstring: false,
             length64: false,
@@ -182,7 +176,7 @@ struct Cli {
 
     /// Interior pointers that still count as pointers to the start of a block:
     /// stdstring,length64,newarray,multipleinheritance, all (the default) or none.
-    #[arg(long = "leak-check-heuristics", default_value = "all", value_parser = Heuristics::parse, require_equals = true)]
+    #[arg(long = "leak-check-heuristics", default_value = "all", value_parser = parse_heuristics, require_equals = true)]
     leak_check_heuristics: Heuristics,
 
     /// How many frames of the allocation stack make two leaks the same loss record:
@@ -388,9 +382,15 @@ impl Config {
 
 pub enum Invocation {
     Run(Config),
-    Diff { base: PathBuf, new: PathBuf },
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+    },
     /// `memcheck report TRACE [OPTIONS]`: the reports of a recorded run.
-    Report { cfg: Config, trace: PathBuf },
+    Report {
+        cfg: Config,
+        trace: PathBuf,
+    },
 }
 
 /// Valgrind options without effect under memcheck: accepted so that scripts keep working.
@@ -464,10 +464,15 @@ fn known_option(arg: &str) -> bool {
     let cmd = Cli::command();
     if let Some(long) = arg.strip_prefix("--") {
         let name = long.split('=').next().unwrap_or("");
-        return name == "help" || name == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(name));
+        return name == "help"
+            || name == "version"
+            || cmd.get_arguments().any(|a| a.get_long() == Some(name));
     }
     let shorts = arg.trim_start_matches('-');
-    !shorts.is_empty() && shorts.chars().all(|c| c == 'h' || c == 'V' || cmd.get_arguments().any(|a| a.get_short() == Some(c)))
+    !shorts.is_empty()
+        && shorts
+            .chars()
+            .all(|c| c == 'h' || c == 'V' || cmd.get_arguments().any(|a| a.get_short() == Some(c)))
 }
 
 /// Parses the process arguments (notes for ignored Valgrind options go to stderr).
@@ -475,12 +480,19 @@ pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
     if raw.get(1).is_some_and(|a| a == "report") {
         // memcheck report TRACE [OPTIONS]: the options of a run, the trace in place of the program.
-        let Some(trace) = raw.get(2).cloned() else { bail!("memcheck report needs a trace file: memcheck report FILE [OPTIONS]") };
+        let Some(trace) = raw.get(2).cloned() else {
+            bail!("memcheck report needs a trace file: memcheck report FILE [OPTIONS]")
+        };
         let mut args = vec![raw[0].clone()];
         args.extend(raw[3..].iter().cloned());
         args.push(trace.clone());
-        let Invocation::Run(cfg) = parse_from(args)? else { unreachable!("a run") };
-        return Ok(Invocation::Report { cfg, trace: PathBuf::from(trace) });
+        let Invocation::Run(cfg) = parse_from(args)? else {
+            unreachable!("a run")
+        };
+        return Ok(Invocation::Report {
+            cfg,
+            trace: PathBuf::from(trace),
+        });
     }
     parse_from(raw)
 }

@@ -60,7 +60,6 @@ fn run(cfg: &Config) -> Result<ExitCode> {
     for s in &cfg.suppressions {
         supps.extend(report::supp::parse_file(s)?);
     }
-    let h = cfg.heuristics;
     let opts = memcheck_tracer::Options {
         program,
         args: cfg.command.clone(),
@@ -72,12 +71,7 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         },
         trace_children: cfg.trace_children,
         freelist_vol: cfg.freelist_vol,
-        heuristics: memcheck_tracer::Heuristics {
-            stdstring: h.stdstring,
-            length64: h.length64,
-            newarray: h.newarray,
-            multipleinheritance: h.multipleinheritance,
-        },
+        heuristics: cfg.heuristics,
         // A recorded run keeps everything, so that `memcheck report` can show any output later.
         profile: cfg.wants_profile() || cfg.record.is_some(),
         metrics: None,
@@ -104,14 +98,27 @@ fn report_trace(cfg: &Config, trace: &std::path::Path) -> Result<ExitCode> {
     for s in &cfg.suppressions {
         supps.extend(report::supp::parse_file(s)?);
     }
-    let result = memcheck_tracer::replay(trace, cfg.wants_profile(), cfg.freelist_vol).map_err(anyhow::Error::new)?;
+    let result = memcheck_tracer::replay(trace, cfg.wants_profile(), cfg.freelist_vol)
+        .map_err(anyhow::Error::new)?;
     let shim = validate::shim_path().unwrap_or_else(|_| PathBuf::from("libmemcheck_shim.so"));
     // The command is the recorded program's, not the trace file's.
     let mut cfg = cfg.clone();
-    if let Some(root) = result.processes.iter().find(|p| p.pid == result.root_pid).or(result.processes.first()) {
+    if let Some(root) = result
+        .processes
+        .iter()
+        .find(|p| p.pid == result.root_pid)
+        .or(result.processes.first())
+    {
         cfg.command = root.cmdline.iter().map(std::ffi::OsString::from).collect();
     }
-    emit(&cfg, &result, std::time::Duration::ZERO, &shim, &supps, false)
+    emit(
+        &cfg,
+        &result,
+        std::time::Duration::ZERO,
+        &shim,
+        &supps,
+        false,
+    )
 }
 
 /// Writes every output the options ask for; returns the exit code of the run.
