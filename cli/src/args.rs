@@ -108,26 +108,24 @@ pub use memcheck_tracer::Heuristics;
 
 /// Parses Valgrind's --leak-check-heuristics list.
 fn parse_heuristics(s: &str) -> Result<Heuristics, String> {
-    {
-        let mut h = Heuristics {
-            stdstring: false,
-            length64: false,
-            newarray: false,
-            multipleinheritance: false,
-        };
-        for part in s.split(',') {
-            match part.trim() {
-                "stdstring" => h.stdstring = true,
-                "length64" => h.length64 = true,
-                "newarray" => h.newarray = true,
-                "multipleinheritance" => h.multipleinheritance = true,
-                "all" => h = Heuristics { stdstring: true, length64: true, newarray: true, multipleinheritance: true },
-                "none" => h = Heuristics { stdstring: false, length64: false, newarray: false, multipleinheritance: false },
-                other => return Err(format!("unknown heuristic {other:?} (use stdstring, length64, newarray, multipleinheritance, all or none)")),
+    let none = Heuristics { stdstring: false, length64: false, newarray: false, multipleinheritance: false };
+    let mut h = none;
+    for part in s.split(',') {
+        match part.trim() {
+            "stdstring" => h.stdstring = true,
+            "length64" => h.length64 = true,
+            "newarray" => h.newarray = true,
+            "multipleinheritance" => h.multipleinheritance = true,
+            "all" => h = Heuristics::default(),
+            "none" => h = none,
+            other => {
+                return Err(format!(
+                    "unknown heuristic {other:?} (use stdstring, length64, newarray, multipleinheritance, all or none)"
+                ))
             }
         }
-        Ok(h)
     }
+    Ok(h)
 }
 
 #[derive(Parser, Debug)]
