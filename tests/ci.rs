@@ -347,7 +347,12 @@ fn diff_fails_on_new_leaks_only() {
 #[test]
 fn leak_heuristics_make_interior_pointers_reachable() {
     let prog = fixture("heuristics");
-    let r = memcheck(&["--leak-check=full", "--show-leak-kinds=all"], &prog, &[], b"");
+    let r = memcheck(
+        &["--leak-check=full", "--show-leak-kinds=all"],
+        &prog,
+        &[],
+        b"",
+    );
     let p = r.root();
     let via = &p["leak_summary"]["reachable_via_heuristic"];
     assert_eq!(via["newarray"]["bytes"], 48, "{p:#}");
@@ -355,11 +360,24 @@ fn leak_heuristics_make_interior_pointers_reachable() {
     // length64's block also passes newarray's test (Valgrind checks length64 first).
     assert_eq!(via["length64"]["bytes"], 48, "{p:#}");
     assert_eq!(p["leak_summary"]["possibly_lost"]["blocks"], 0, "{p:#}");
-    assert!(r.stderr.contains("of which reachable via heuristic:"), "{}", r.stderr);
-    let r = memcheck(&["--leak-check=full", "--leak-check-heuristics=none"], &prog, &[], b"");
+    assert!(
+        r.stderr.contains("of which reachable via heuristic:"),
+        "{}",
+        r.stderr
+    );
+    let r = memcheck(
+        &["--leak-check=full", "--leak-check-heuristics=none"],
+        &prog,
+        &[],
+        b"",
+    );
     let p = r.root();
     assert_eq!(p["leak_summary"]["possibly_lost"]["blocks"], 3, "{p:#}");
-    assert_eq!(p["leak_summary"]["possibly_lost"]["bytes"], 48 + 40 + 48, "{p:#}");
+    assert_eq!(
+        p["leak_summary"]["possibly_lost"]["bytes"],
+        48 + 40 + 48,
+        "{p:#}"
+    );
 }
 
 /// Definitely-lost totals per program name from a Valgrind-layout text report (either tool's).
@@ -367,14 +385,24 @@ fn definitely_lost_by_program(text: &str) -> std::collections::BTreeMap<String, 
     let mut cmd_of = std::collections::HashMap::new();
     let mut out = std::collections::BTreeMap::new();
     for l in text.lines() {
-        let Some(rest) = l.strip_prefix("==") else { continue };
-        let Some((pid, body)) = rest.split_once("==") else { continue };
+        let Some(rest) = l.strip_prefix("==") else {
+            continue;
+        };
+        let Some((pid, body)) = rest.split_once("==") else {
+            continue;
+        };
         let body = body.trim();
         if let Some(cmd) = body.strip_prefix("Command: ") {
             let prog = cmd.split_whitespace().next().unwrap_or("");
-            cmd_of.insert(pid.to_string(), prog.rsplit('/').next().unwrap_or(prog).to_string());
+            cmd_of.insert(
+                pid.to_string(),
+                prog.rsplit('/').next().unwrap_or(prog).to_string(),
+            );
         } else if let Some(v) = body.strip_prefix("definitely lost: ") {
-            let w: Vec<u64> = v.split_whitespace().filter_map(|x| x.replace(',', "").parse().ok()).collect();
+            let w: Vec<u64> = v
+                .split_whitespace()
+                .filter_map(|x| x.replace(',', "").parse().ok())
+                .collect();
             let prog = cmd_of.get(pid).cloned().unwrap_or_default();
             let e = out.entry(prog).or_insert((0, 0));
             e.0 += w[0];
@@ -388,21 +416,55 @@ fn definitely_lost_by_program(text: &str) -> std::collections::BTreeMap<String, 
 fn python3_and_gcc_lose_what_valgrind_says_they_lose() {
     let d = dir("real");
     let script = d.join("work.py");
-    std::fs::write(&script, "d = {i: [i] * 5 for i in range(2000)}\nprint(sum(len(v) for v in d.values()))\n").unwrap();
+    std::fs::write(
+        &script,
+        "d = {i: [i] * 5 for i in range(2000)}\nprint(sum(len(v) for v in d.values()))\n",
+    )
+    .unwrap();
     let src = d.join("small.c");
-    std::fs::write(&src, "int f(int x) { return x * 2; }\nint main(void) { return f(3); }\n").unwrap();
+    std::fs::write(
+        &src,
+        "int f(int x) { return x * 2; }\nint main(void) { return f(3); }\n",
+    )
+    .unwrap();
     let runs: Vec<(Vec<String>, &str)> = vec![
-        (vec!["/usr/bin/python3".into(), script.display().to_string()], "python3"),
-        (vec!["gcc".into(), "-c".into(), src.display().to_string(), "-o".into(), d.join("small.o").display().to_string()], "gcc"),
+        (
+            vec!["/usr/bin/python3".into(), script.display().to_string()],
+            "python3",
+        ),
+        (
+            vec![
+                "gcc".into(),
+                "-c".into(),
+                src.display().to_string(),
+                "-o".into(),
+                d.join("small.o").display().to_string(),
+            ],
+            "gcc",
+        ),
     ];
     for (cmd, what) in runs {
         let opts = ["--leak-check=full", "--trace-children=yes"];
-        let vg = Command::new("valgrind").args(opts).args(&cmd).output().expect("valgrind is installed (.ci/run installs it)");
-        let mc = Command::new(memcheck_bin()).args(opts).args(&cmd).output().unwrap();
+        let vg = Command::new("valgrind")
+            .args(opts)
+            .args(&cmd)
+            .output()
+            .expect("valgrind is installed (.ci/run installs it)");
+        let mc = Command::new(memcheck_bin())
+            .args(opts)
+            .args(&cmd)
+            .output()
+            .unwrap();
         assert_eq!(mc.status.code(), vg.status.code(), "{what}");
         assert_eq!(mc.stdout, vg.stdout, "{what}: the program's output");
-        let (v, m) = (definitely_lost_by_program(&String::from_utf8_lossy(&vg.stderr)), definitely_lost_by_program(&String::from_utf8_lossy(&mc.stderr)));
+        let (v, m) = (
+            definitely_lost_by_program(&String::from_utf8_lossy(&vg.stderr)),
+            definitely_lost_by_program(&String::from_utf8_lossy(&mc.stderr)),
+        );
         assert!(!v.is_empty(), "{what}: no Valgrind summary");
-        assert_eq!(m, v, "{what}: definitely lost per program, memcheck vs Valgrind");
+        assert_eq!(
+            m, v,
+            "{what}: definitely lost per program, memcheck vs Valgrind"
+        );
     }
 }

@@ -14,8 +14,17 @@ fn html_report_renders_in_chromium_without_console_errors() {
     let html = dir.join("report.html");
     let leaky = fixture("leaky");
     for (p, out) in [(&prog, html.clone()), (&leaky, dir.join("leaky.html"))] {
-        let st = Command::new(memcheck_bin()).arg("--leak-check=full").arg(format!("--html={}", out.display())).arg(p).output().unwrap();
-        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        let st = Command::new(memcheck_bin())
+            .arg("--leak-check=full")
+            .arg(format!("--html={}", out.display()))
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
     }
     for page in [&html, &dir.join("leaky.html")] {
         let text = std::fs::read_to_string(page).unwrap();
@@ -43,17 +52,29 @@ fn html_report_renders_in_chromium_without_console_errors() {
             .expect("chromium is installed (.ci/run installs it)");
         let dom = String::from_utf8_lossy(&out.stdout);
         let log = String::from_utf8_lossy(&out.stderr);
-        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect();
+        let console: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+            .collect();
         assert!(console.is_empty(), "console messages: {console:#?}");
         assert!(dom.contains("memcheck report"), "{dom}");
         if page == &html {
-            for part in ["Heap over time", "Flamegraph: bytes allocated", "Peak memory consumers", "Most temporary allocations", "199,001 bytes"] {
+            for part in [
+                "Heap over time",
+                "Flamegraph: bytes allocated",
+                "Peak memory consumers",
+                "Most temporary allocations",
+                "199,001 bytes",
+            ] {
                 assert!(dom.contains(part), "{part} missing");
             }
             assert!(dom.contains("<svg"), "the chart is drawn");
         } else {
             assert!(dom.contains("Invalid free()"), "errors listed");
-            assert!(dom.contains("are definitely lost in loss record"), "leaks listed");
+            assert!(
+                dom.contains("are definitely lost in loss record"),
+                "leaks listed"
+            );
         }
     }
 }

@@ -20,13 +20,24 @@ fn prometheus_metrics_while_the_program_runs() {
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("memcheck: serving metrics at ").unwrap_or_else(|| panic!("{line}")).to_string();
+    let url = line
+        .trim()
+        .strip_prefix("memcheck: serving metrics at ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
     // Poll until the program's 100 blocks show (the tracer refreshes every 100 ms).
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = loop {
-        let out = Command::new("curl").args(["-sf", "--max-time", "5", &url]).output().expect("curl");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "5", &url])
+            .output()
+            .expect("curl");
         let body = String::from_utf8_lossy(&out.stdout).into_owned();
-        if body.contains("memcheck_heap_blocks{") && body.lines().any(|l| l.starts_with("memcheck_heap_bytes{") && l.ends_with(" 100000")) {
+        if body.contains("memcheck_heap_blocks{")
+            && body
+                .lines()
+                .any(|l| l.starts_with("memcheck_heap_bytes{") && l.ends_with(" 100000"))
+        {
             break body;
         }
         assert!(Instant::now() < deadline, "no metrics: {body}");
@@ -34,9 +45,28 @@ fn prometheus_metrics_while_the_program_runs() {
     };
     assert!(body.contains("# TYPE memcheck_heap_bytes gauge"));
     assert!(body.contains("# TYPE memcheck_allocations_total counter"));
-    assert!(body.lines().any(|l| l.starts_with("memcheck_heap_blocks{") && l.contains("program=\"service\"") && l.ends_with(" 100")), "{body}");
-    assert!(body.lines().any(|l| l.starts_with("memcheck_rss_bytes{") && !l.ends_with(" 0")), "{body}");
-    let not_found = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url.replace("/metrics", "/nope")]).output().unwrap();
+    assert!(
+        body.lines().any(|l| l.starts_with("memcheck_heap_blocks{")
+            && l.contains("program=\"service\"")
+            && l.ends_with(" 100")),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("memcheck_rss_bytes{") && !l.ends_with(" 0")),
+        "{body}"
+    );
+    let not_found = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url.replace("/metrics", "/nope"),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&not_found.stdout), "404");
     drop(child.stdin.take());
     let st = child.wait().unwrap();

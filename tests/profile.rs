@@ -8,7 +8,9 @@ use std::process::Command;
 
 fn folded(metric: &str) -> BTreeMap<String, u64> {
     let prog = fixture("profile_exact");
-    let out = root().join("target/fixtures").join(format!("profile-{metric}.folded"));
+    let out = root()
+        .join("target/fixtures")
+        .join(format!("profile-{metric}.folded"));
     let st = Command::new(memcheck_bin())
         .arg(format!("--folded={}", out.display()))
         .arg(format!("--flamegraph-metric={metric}"))
@@ -34,14 +36,20 @@ fn folded_stacks_sum_to_what_the_program_did() {
     assert_eq!(bytes["main;many;malloc"], 99 * 1000);
     assert_eq!(bytes["main;marker;malloc"], 1);
     assert_eq!(bytes["main;again;malloc"], 10 * 500);
-    assert_eq!(bytes.values().sum::<u64>(), 100_000 + 3_200 + 99_000 + 1 + 5_000);
+    assert_eq!(
+        bytes.values().sum::<u64>(),
+        100_000 + 3_200 + 99_000 + 1 + 5_000
+    );
 
     let allocs = folded("allocations");
     assert_eq!(allocs.values().sum::<u64>(), 1 + 50 + 99 + 1 + 10);
     assert_eq!(allocs["main;temps;malloc"], 50);
 
     let temporary = folded("temporary");
-    assert_eq!(temporary, BTreeMap::from([("main;temps;malloc".to_string(), 50)]));
+    assert_eq!(
+        temporary,
+        BTreeMap::from([("main;temps;malloc".to_string(), 50)])
+    );
 
     let peak = folded("peak");
     assert_eq!(peak.values().sum::<u64>(), 199_001);
@@ -49,7 +57,13 @@ fn folded_stacks_sum_to_what_the_program_did() {
     assert!(!peak.contains_key("main;again;malloc"));
 
     let leaked = folded("leaked");
-    assert_eq!(leaked, BTreeMap::from([("main;again;malloc".to_string(), 5_000), ("main;marker;malloc".to_string(), 1)]));
+    assert_eq!(
+        leaked,
+        BTreeMap::from([
+            ("main;again;malloc".to_string(), 5_000),
+            ("main;marker;malloc".to_string(), 1)
+        ])
+    );
 }
 
 #[test]
@@ -65,23 +79,47 @@ fn profile_report_and_json() {
     assert_eq!(p["allocations"], r.root()["heap_summary"]["allocs"]);
     let samples = p["samples"].as_array().unwrap();
     assert!(!samples.is_empty());
-    assert!(samples.iter().all(|s| s["heap_bytes"].as_u64().unwrap() <= 199_001));
+    assert!(samples
+        .iter()
+        .all(|s| s["heap_bytes"].as_u64().unwrap() <= 199_001));
     assert!(p["peak_rss_bytes"].as_u64().unwrap() > 0);
-    for title in ["peak heap memory consumption: 199,001 bytes", "MOST CALLS TO ALLOCATION FUNCTIONS", "PEAK MEMORY CONSUMERS", "MOST TEMPORARY ALLOCATIONS", "MOST MEMORY LEAKED"] {
+    for title in [
+        "peak heap memory consumption: 199,001 bytes",
+        "MOST CALLS TO ALLOCATION FUNCTIONS",
+        "PEAK MEMORY CONSUMERS",
+        "MOST TEMPORARY ALLOCATIONS",
+        "MOST MEMORY LEAKED",
+    ] {
         assert!(r.stderr.contains(title), "{title}: {}", r.stderr);
     }
-    assert!(r.stderr.contains("50 temporary allocations (50 allocations, 3,200 bytes"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("50 temporary allocations (50 allocations, 3,200 bytes"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn flamegraph_is_an_svg_drawn_by_inferno() {
     let prog = fixture("profile_exact");
     let svg = root().join("target/fixtures/profile.svg");
-    let st = Command::new(memcheck_bin()).arg(format!("--flamegraph={}", svg.display())).arg("--flamegraph-metric=peak").arg(&prog).status().unwrap();
+    let st = Command::new(memcheck_bin())
+        .arg(format!("--flamegraph={}", svg.display()))
+        .arg("--flamegraph-metric=peak")
+        .arg(&prog)
+        .status()
+        .unwrap();
     assert!(st.success());
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<?xml"));
     assert!(text.contains("<svg"));
-    assert!(text.contains("big") && text.contains("many"), "frames named");
-    assert!(text.contains("199,001") || text.contains("199001"), "the total is shown");
+    assert!(
+        text.contains("big") && text.contains("many"),
+        "frames named"
+    );
+    assert!(
+        text.contains("199,001") || text.contains("199001"),
+        "the total is shown"
+    );
 }

@@ -15,9 +15,18 @@ fn dir(name: &str) -> PathBuf {
 
 /// Runs `memcheck OPTS --json --folded PROG`, then `memcheck report` of its trace with the
 /// same options; returns (live JSON, replayed JSON, live folded, replayed folded).
-fn live_and_replayed(d: &Path, prog: &Path, opts: &[&str]) -> (serde_json::Value, serde_json::Value, String, String) {
+fn live_and_replayed(
+    d: &Path,
+    prog: &Path,
+    opts: &[&str],
+) -> (serde_json::Value, serde_json::Value, String, String) {
     let trace = d.join("run.trace");
-    let outs = |tag: &str| (d.join(format!("{tag}.json")), d.join(format!("{tag}.folded")));
+    let outs = |tag: &str| {
+        (
+            d.join(format!("{tag}.json")),
+            d.join(format!("{tag}.folded")),
+        )
+    };
     let (lj, lf) = outs("live");
     let st = Command::new(memcheck_bin())
         .args(opts)
@@ -27,7 +36,10 @@ fn live_and_replayed(d: &Path, prog: &Path, opts: &[&str]) -> (serde_json::Value
         .arg(prog)
         .output()
         .unwrap();
-    assert!(st.status.code().is_some() || st.status.signal_is_some(), "ran");
+    assert!(
+        st.status.code().is_some() || st.status.signal_is_some(),
+        "ran"
+    );
     let (rj, rf) = outs("replayed");
     let rep = Command::new(memcheck_bin())
         .arg("report")
@@ -37,9 +49,19 @@ fn live_and_replayed(d: &Path, prog: &Path, opts: &[&str]) -> (serde_json::Value
         .arg(format!("--folded={}", rf.display()))
         .output()
         .unwrap();
-    assert!(rep.status.code().is_some(), "{}", String::from_utf8_lossy(&rep.stderr));
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|_| panic!("{} written", p.display()));
-    (serde_json::from_str(&read(&lj)).unwrap(), serde_json::from_str(&read(&rj)).unwrap(), read(&lf), read(&rf))
+    assert!(
+        rep.status.code().is_some(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let read =
+        |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|_| panic!("{} written", p.display()));
+    (
+        serde_json::from_str(&read(&lj)).unwrap(),
+        serde_json::from_str(&read(&rj)).unwrap(),
+        read(&lf),
+        read(&rf),
+    )
 }
 
 trait SignalIsSome {
@@ -55,7 +77,11 @@ impl SignalIsSome for std::process::ExitStatus {
 #[test]
 fn the_report_of_a_trace_equals_the_report_of_the_run() {
     let d = dir("same");
-    let (lj, rj, lf, rf) = live_and_replayed(&d, &fixture("profile_exact"), &["--leak-check=full", "--profile"]);
+    let (lj, rj, lf, rf) = live_and_replayed(
+        &d,
+        &fixture("profile_exact"),
+        &["--leak-check=full", "--profile"],
+    );
     assert_eq!(lj, rj);
     assert_eq!(lf, rf);
     assert_eq!(rj["processes"][0]["profile"]["peak_heap_bytes"], 199_001);
@@ -64,7 +90,8 @@ fn the_report_of_a_trace_equals_the_report_of_the_run() {
     assert_eq!(lj, rj);
     assert_eq!(rj["processes"][0]["errors"].as_array().unwrap().len(), 6);
     let d = dir("fork");
-    let (lj, rj, lf, rf) = live_and_replayed(&d, &fixture("proc_fork_inherit"), &["--leak-check=full"]);
+    let (lj, rj, lf, rf) =
+        live_and_replayed(&d, &fixture("proc_fork_inherit"), &["--leak-check=full"]);
     assert_eq!(lj, rj);
     assert_eq!(lf, rf);
     assert_eq!(rj["processes"].as_array().unwrap().len(), 2);
@@ -76,12 +103,30 @@ fn a_sigkilled_program_still_gets_its_trace_profile_and_html() {
     let prog = fixture("proc_sigkill");
     let html = d.join("r.html");
     let svg = d.join("r.svg");
-    let (lj, rj, lf, _) = live_and_replayed(&d, &prog, &["--profile", &format!("--html={}", html.display()), &format!("--flamegraph={}", svg.display())]);
+    let (lj, rj, lf, _) = live_and_replayed(
+        &d,
+        &prog,
+        &[
+            "--profile",
+            &format!("--html={}", html.display()),
+            &format!("--flamegraph={}", svg.display()),
+        ],
+    );
     assert_eq!(lj["exit"], serde_json::json!({"signal": 9}));
     assert_eq!(lj, rj);
-    assert!(!lf.is_empty(), "the allocations before the kill are in the profile");
-    assert!(lj["processes"][0]["profile"]["peak_heap_bytes"].as_u64().unwrap() > 0);
-    assert!(std::fs::read_to_string(&html).unwrap().contains("Heap over time"));
+    assert!(
+        !lf.is_empty(),
+        "the allocations before the kill are in the profile"
+    );
+    assert!(
+        lj["processes"][0]["profile"]["peak_heap_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("Heap over time"));
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
 
@@ -89,23 +134,42 @@ fn a_sigkilled_program_still_gets_its_trace_profile_and_html() {
 fn truncated_or_corrupt_traces_are_clear_errors() {
     let d = dir("broken");
     let trace = d.join("good.trace");
-    let st = Command::new(memcheck_bin()).arg(format!("--record={}", trace.display())).arg(fixture("profile_exact")).output().unwrap();
+    let st = Command::new(memcheck_bin())
+        .arg(format!("--record={}", trace.display()))
+        .arg(fixture("profile_exact"))
+        .output()
+        .unwrap();
     assert!(st.status.success());
     let bytes = std::fs::read(&trace).unwrap();
     let cases = [
         ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
-        ("garbage", b"this is not a trace at all".to_vec(), "not a memcheck trace"),
+        (
+            "garbage",
+            b"this is not a trace at all".to_vec(),
+            "not a memcheck trace",
+        ),
         ("empty", Vec::new(), "not a memcheck trace"),
     ];
     for (name, data, msg) in cases {
         let p = d.join(name);
         std::fs::write(&p, data).unwrap();
-        let out = Command::new(memcheck_bin()).arg("report").arg(&p).output().unwrap();
+        let out = Command::new(memcheck_bin())
+            .arg("report")
+            .arg(&p)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
-        assert!(err.starts_with("memcheck: ") && err.contains(msg), "{name}: {err}");
+        assert!(
+            err.starts_with("memcheck: ") && err.contains(msg),
+            "{name}: {err}"
+        );
     }
-    let out = Command::new(memcheck_bin()).arg("report").arg(d.join("missing")).output().unwrap();
+    let out = Command::new(memcheck_bin())
+        .arg("report")
+        .arg(d.join("missing"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

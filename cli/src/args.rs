@@ -108,7 +108,12 @@ pub use memcheck_tracer::Heuristics;
 
 /// Parses Valgrind's --leak-check-heuristics list.
 fn parse_heuristics(s: &str) -> Result<Heuristics, String> {
-    let none = Heuristics { stdstring: false, length64: false, newarray: false, multipleinheritance: false };
+    let none = Heuristics {
+        stdstring: false,
+        length64: false,
+        newarray: false,
+        multipleinheritance: false,
+    };
     let mut h = none;
     for part in s.split(',') {
         match part.trim() {

@@ -54,7 +54,10 @@ fn build_id_hex(id: &[u8]) -> String {
 
 impl Symbolizer {
     pub fn with_debug_dirs(debug_dirs: Vec<PathBuf>) -> Symbolizer {
-        Symbolizer { debug_dirs, ..Default::default() }
+        Symbolizer {
+            debug_dirs,
+            ..Default::default()
+        }
     }
 
     /// The file to read for a module: its path, or (a trace from another machine) a file of the
@@ -64,7 +67,11 @@ impl Symbolizer {
             return path.to_path_buf();
         }
         let name = path.file_name().unwrap_or_default();
-        self.debug_dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| path.to_path_buf())
+        self.debug_dirs
+            .iter()
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| path.to_path_buf())
     }
 
     fn debug_roots(&self) -> Vec<PathBuf> {
@@ -231,7 +238,11 @@ impl Symbolizer {
             if dwarf_plain {
                 if let Some(sym) = loader.find_symbol(svma).filter(|s| s.starts_with("_Z")) {
                     let demangled = addr2line::demangle_auto(sym.into(), None).into_owned();
-                    if last.function.as_deref().is_none_or(|f| demangled.contains(f)) {
+                    if last
+                        .function
+                        .as_deref()
+                        .is_none_or(|f| demangled.contains(f))
+                    {
                         last.function = Some(demangled);
                         last.mangled = Some(sym.to_string());
                     }

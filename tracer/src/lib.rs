@@ -12,9 +12,9 @@ mod maps;
 mod mem;
 mod profile;
 mod ptrace;
+mod replay;
 mod shm;
 mod signals;
-mod replay;
 mod trace;
 
 pub use replay::replay;

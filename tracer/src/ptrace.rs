@@ -63,7 +63,13 @@ impl Proc {
     }
 
     pub(crate) fn identity_event(&self) -> Event {
-        Event::Proc { pid: self.pid, ppid: self.ppid, execed: self.execed, exe: self.exe.clone(), cmdline: self.cmdline.clone() }
+        Event::Proc {
+            pid: self.pid,
+            ppid: self.ppid,
+            execed: self.execed,
+            exe: self.exe.clone(),
+            cmdline: self.cmdline.clone(),
+        }
     }
 
     pub(crate) fn set_identity(&mut self, execed: bool, exe: PathBuf, cmdline: Vec<String>) {
@@ -127,7 +133,11 @@ impl Proc {
                     if matches!(e.what, AddrDescription::Unknown) {
                         e.what = describe_mapping(self.pid, f.addr);
                         if let Some(t) = trace.as_mut() {
-                            let _ = t.write(&Event::Describe { pid: self.pid, addr: f.addr, what: e.what.clone() });
+                            let _ = t.write(&Event::Describe {
+                                pid: self.pid,
+                                addr: f.addr,
+                                what: e.what.clone(),
+                            });
                         }
                     }
                 }
@@ -169,11 +179,17 @@ impl Proc {
     }
 
     /// The report with blocks classified as a trace recorded them.
-    pub(crate) fn report_replayed(&mut self, exit: Option<ExitStatus>, classified: Option<Vec<crate::trace::Classified>>, modules: Vec<crate::Module>) -> ProcessReport {
+    pub(crate) fn report_replayed(
+        &mut self,
+        exit: Option<ExitStatus>,
+        classified: Option<Vec<crate::trace::Classified>>,
+        modules: Vec<crate::Module>,
+    ) -> ProcessReport {
         self.modules.modules = modules;
         let mut r = self.report(exit, None);
         if let Some(c) = classified {
-            let by_addr: crate::hash::AddrMap<u64, crate::trace::Classified> = c.into_iter().map(|x| (x.0, x)).collect();
+            let by_addr: crate::hash::AddrMap<u64, crate::trace::Classified> =
+                c.into_iter().map(|x| (x.0, x)).collect();
             for b in &mut r.live {
                 if let Some(&(_, kind, heuristic, ib, ic)) = by_addr.get(&b.block.addr) {
                     b.kind = kind;
@@ -259,11 +275,24 @@ fn trace_event(pid: u32, tid: u32, rec: &Record<'_>) -> Option<Event> {
             pid,
             tid,
             id: *id,
-            frames: frames.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
+            frames: frames
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
         },
         Record::Alloc(a) => Event::Alloc { pid, tid, rec: *a },
-        Record::Free(f) => Event::Free { pid, tid, bad: false, rec: *f },
-        Record::BadFree(f) => Event::Free { pid, tid, bad: true, rec: *f },
+        Record::Free(f) => Event::Free {
+            pid,
+            tid,
+            bad: false,
+            rec: *f,
+        },
+        Record::BadFree(f) => Event::Free {
+            pid,
+            tid,
+            bad: true,
+            rec: *f,
+        },
         Record::ThreadStart | Record::DlClose => return None,
     })
 }
@@ -329,10 +358,7 @@ impl<'a> Tracer<'a> {
     pub fn new(opts: &'a Options, shm: Shm, root: u32, trace: Option<TraceWriter>) -> Tracer<'a> {
         let started = Instant::now();
         let mut procs = HashMap::new();
-        procs.insert(
-            root,
-            Proc::new(root, std::process::id(), new_heap(opts, 0)),
-        );
+        procs.insert(root, Proc::new(root, std::process::id(), new_heap(opts, 0)));
         Tracer {
             opts,
             shm,
@@ -376,7 +402,13 @@ impl<'a> Tracer<'a> {
 
     fn drain(&mut self) -> usize {
         self.tick();
-        let (shm, procs, opts, trace, ms) = (&self.shm, &mut self.procs, self.opts, &mut self.trace, self.last_ms);
+        let (shm, procs, opts, trace, ms) = (
+            &self.shm,
+            &mut self.procs,
+            self.opts,
+            &mut self.trace,
+            self.last_ms,
+        );
         let n = shm.drain(|pid, tid, rec| {
             procs
                 .entry(pid)
@@ -502,7 +534,10 @@ impl<'a> Tracer<'a> {
         }
         let status = self.root_status.unwrap_or(ExitStatus::Code(0));
         if let Some(mut t) = self.trace.take() {
-            let _ = t.write(&Event::End { root: self.root, status });
+            let _ = t.write(&Event::End {
+                root: self.root,
+                status,
+            });
             t.finish().map_err(TraceError::Record)?;
         }
         Ok(RunResult {
@@ -576,7 +611,10 @@ impl<'a> Tracer<'a> {
                         Some(parent) => parent.fork_copy(new),
                         None => Proc::new(new, pid, new_heap(self.opts, self.last_ms)),
                     };
-                    self.write(&Event::Fork { parent: pid, child: new });
+                    self.write(&Event::Fork {
+                        parent: pid,
+                        child: new,
+                    });
                     self.procs.insert(new, child);
                     self.tid_pid.insert(new, new);
                     self.shm.set_traced(new, true);
@@ -727,9 +765,26 @@ impl<'a> Tracer<'a> {
             if self.trace.is_some() {
                 let scanned = report.live.iter().any(|c| c.kind != LeakKind::Unclassified);
                 let classified = scanned.then(|| {
-                    report.live.iter().map(|c| (c.block.addr, c.kind, c.heuristic, c.indirect_bytes, c.indirect_blocks)).collect()
+                    report
+                        .live
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.block.addr,
+                                c.kind,
+                                c.heuristic,
+                                c.indirect_bytes,
+                                c.indirect_blocks,
+                            )
+                        })
+                        .collect()
                 });
-                let ev = Event::Exit { pid, status: report.exit, classified, modules: report.modules.clone() };
+                let ev = Event::Exit {
+                    pid,
+                    status: report.exit,
+                    classified,
+                    modules: report.modules.clone(),
+                };
                 self.write(&ev);
             }
             self.done.push(report);

@@ -46,7 +46,13 @@ pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult
                     }
                 }
             }
-            Event::Proc { pid, ppid, execed, exe, cmdline } => {
+            Event::Proc {
+                pid,
+                ppid,
+                execed,
+                exe,
+                cmdline,
+            } => {
                 let mut p = new_proc(pid, ppid, profile, vol, now);
                 p.set_identity(execed, exe, cmdline);
                 procs.insert(pid, p);
@@ -58,17 +64,39 @@ pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult
                 };
                 procs.insert(child, c);
             }
-            Event::Stack { pid, id, frames, .. } => {
-                procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now)).add_stack(id, frames);
+            Event::Stack {
+                pid, id, frames, ..
+            } => {
+                procs
+                    .entry(pid)
+                    .or_insert_with(|| new_proc(pid, 0, profile, vol, now))
+                    .add_stack(id, frames);
             }
             Event::Alloc { pid, tid, rec } => {
-                let p = procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now));
+                let p = procs
+                    .entry(pid)
+                    .or_insert_with(|| new_proc(pid, 0, profile, vol, now));
                 let func = Func::from_u32(rec.func).unwrap_or(Func::Malloc);
-                p.heap.alloc(LiveBlock { addr: rec.addr, size: rec.size, stack: rec.stack, func, seq: rec.seq }, tid);
+                p.heap.alloc(
+                    LiveBlock {
+                        addr: rec.addr,
+                        size: rec.size,
+                        stack: rec.stack,
+                        func,
+                        seq: rec.seq,
+                    },
+                    tid,
+                );
             }
             Event::Free { pid, tid, bad, rec } => {
-                let p = procs.entry(pid).or_insert_with(|| new_proc(pid, 0, profile, vol, now));
-                let r = if bad { Record::BadFree(rec) } else { Record::Free(rec) };
+                let p = procs
+                    .entry(pid)
+                    .or_insert_with(|| new_proc(pid, 0, profile, vol, now));
+                let r = if bad {
+                    Record::BadFree(rec)
+                } else {
+                    Record::Free(rec)
+                };
                 p.apply(tid, r, &mut none);
             }
             Event::Describe { pid, what, .. } => {
@@ -81,15 +109,23 @@ pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult
                     pr.sample(rss);
                 }
             }
-            Event::Exit { pid, status, classified, modules } => {
+            Event::Exit {
+                pid,
+                status,
+                classified,
+                modules,
+            } => {
                 if let Some(mut p) = procs.remove(&pid) {
                     done.push(p.report_replayed(status, classified, modules));
                 }
             }
             Event::End { root, status } => {
-                return Ok(RunResult { processes: done, status, root_pid: root });
+                return Ok(RunResult {
+                    processes: done,
+                    status,
+                    root_pid: root,
+                });
             }
         }
     }
 }
-

@@ -30,15 +30,53 @@ pub type Classified = (u64, LeakKind, Option<Heuristic>, u64, u64);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Time(u64),
-    Proc { pid: u32, ppid: u32, execed: bool, exe: PathBuf, cmdline: Vec<String> },
-    Fork { parent: u32, child: u32 },
-    Stack { pid: u32, tid: u32, id: u32, frames: Vec<u64> },
-    Alloc { pid: u32, tid: u32, rec: wire::Alloc },
-    Free { pid: u32, tid: u32, bad: bool, rec: wire::Free },
-    Describe { pid: u32, addr: u64, what: AddrDescription },
-    Sample { pid: u32, rss: u64 },
-    Exit { pid: u32, status: Option<ExitStatus>, classified: Option<Vec<Classified>>, modules: Vec<Module> },
-    End { root: u32, status: ExitStatus },
+    Proc {
+        pid: u32,
+        ppid: u32,
+        execed: bool,
+        exe: PathBuf,
+        cmdline: Vec<String>,
+    },
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+    Stack {
+        pid: u32,
+        tid: u32,
+        id: u32,
+        frames: Vec<u64>,
+    },
+    Alloc {
+        pid: u32,
+        tid: u32,
+        rec: wire::Alloc,
+    },
+    Free {
+        pid: u32,
+        tid: u32,
+        bad: bool,
+        rec: wire::Free,
+    },
+    Describe {
+        pid: u32,
+        addr: u64,
+        what: AddrDescription,
+    },
+    Sample {
+        pid: u32,
+        rss: u64,
+    },
+    Exit {
+        pid: u32,
+        status: Option<ExitStatus>,
+        classified: Option<Vec<Classified>>,
+        modules: Vec<Module>,
+    },
+    End {
+        root: u32,
+        status: ExitStatus,
+    },
 }
 
 /// Why a trace cannot be read.
@@ -182,7 +220,11 @@ impl TraceWriter {
         out.window_log(23)?;
         out.write_all(MAGIC)?;
         out.write_all(&[VERSION])?;
-        Ok(TraceWriter { out, buf: Vec::with_capacity(1 << 16), deltas: Deltas::default() })
+        Ok(TraceWriter {
+            out,
+            buf: Vec::with_capacity(1 << 16),
+            deltas: Deltas::default(),
+        })
     }
 
     pub fn write(&mut self, e: &Event) -> io::Result<()> {
@@ -206,7 +248,13 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             out.push(1);
             put(out, *ms);
         }
-        Event::Proc { pid, ppid, execed, exe, cmdline } => {
+        Event::Proc {
+            pid,
+            ppid,
+            execed,
+            exe,
+            cmdline,
+        } => {
             out.push(2);
             put(out, *pid as u64);
             put(out, *ppid as u64);
@@ -222,7 +270,12 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             put(out, *parent as u64);
             put(out, *child as u64);
         }
-        Event::Stack { pid, tid, id, frames } => {
+        Event::Stack {
+            pid,
+            tid,
+            id,
+            frames,
+        } => {
             out.push(4);
             put(out, *pid as u64);
             put(out, *tid as u64);
@@ -304,7 +357,12 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             put(out, *pid as u64);
             put(out, *rss);
         }
-        Event::Exit { pid, status, classified, modules } => {
+        Event::Exit {
+            pid,
+            status,
+            classified,
+            modules,
+        } => {
             out.push(10);
             put(out, *pid as u64);
             put_status(out, *status);
@@ -333,7 +391,9 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
                     put(out, mp.start);
                     put(out, mp.end - mp.start);
                     put(out, mp.offset);
-                    out.push((mp.readable as u8) | (mp.writable as u8) << 1 | (mp.executable as u8) << 2);
+                    out.push(
+                        (mp.readable as u8) | (mp.writable as u8) << 1 | (mp.executable as u8) << 2,
+                    );
                 }
             }
         }
@@ -356,14 +416,28 @@ impl TraceReader {
     pub fn open(path: &Path) -> Result<TraceReader, TraceFileError> {
         let name = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|e| TraceFileError::Io(name.clone(), e))?;
-        let dec = zstd::stream::read::Decoder::new(f).map_err(|e| TraceFileError::Io(name.clone(), e))?;
-        let mut r = TraceReader { input: BufReader::new(dec), deltas: Deltas::default(), name };
+        let dec =
+            zstd::stream::read::Decoder::new(f).map_err(|e| TraceFileError::Io(name.clone(), e))?;
+        let mut r = TraceReader {
+            input: BufReader::new(dec),
+            deltas: Deltas::default(),
+            name,
+        };
         let mut head = [0u8; 8];
         if let Err(e) = r.input.read_exact(&mut head) {
             // A zstd frame that ends early is a truncated trace; anything else is no trace.
             let mut magic = [0u8; 4];
-            let zstd = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == [0x28, 0xb5, 0x2f, 0xfd];
-            return Err(if zstd && e.kind() != io::ErrorKind::InvalidData { TraceFileError::Truncated(r.name.clone()) } else if zstd { TraceFileError::Corrupt(r.name.clone(), e.to_string()) } else { TraceFileError::NotATrace(r.name.clone()) });
+            let zstd = std::fs::File::open(path)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+                && magic == [0x28, 0xb5, 0x2f, 0xfd];
+            return Err(if zstd && e.kind() != io::ErrorKind::InvalidData {
+                TraceFileError::Truncated(r.name.clone())
+            } else if zstd {
+                TraceFileError::Corrupt(r.name.clone(), e.to_string())
+            } else {
+                TraceFileError::NotATrace(r.name.clone())
+            });
         }
         if &head[..7] != MAGIC {
             return Err(TraceFileError::NotATrace(r.name.clone()));
@@ -392,7 +466,9 @@ impl TraceReader {
         if at_end {
             return Ok(None);
         }
-        decode(&mut self.input, &mut self.deltas).map(Some).map_err(|e| self.err(e))
+        decode(&mut self.input, &mut self.deltas)
+            .map(Some)
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -461,9 +537,18 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             let exe = PathBuf::from(get_str(r)?);
             let n = get_len(r, 1 << 16)?;
             let cmdline = (0..n).map(|_| get_str(r)).collect::<io::Result<_>>()?;
-            Event::Proc { pid, ppid, execed, exe, cmdline }
+            Event::Proc {
+                pid,
+                ppid,
+                execed,
+                exe,
+                cmdline,
+            }
         }
-        3 => Event::Fork { parent: get32(r)?, child: get32(r)? },
+        3 => Event::Fork {
+            parent: get32(r)?,
+            child: get32(r)?,
+        },
         4 => {
             let (pid, tid, id) = (get32(r)?, get32(r)?, get32(r)?);
             if d.nodes.is_empty() {
@@ -490,7 +575,12 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
                 }
                 at = parent as usize;
             }
-            Event::Stack { pid, tid, id, frames }
+            Event::Stack {
+                pid,
+                tid,
+                id,
+                frames,
+            }
         }
         t @ (5 | 12) => {
             let (pid, tid) = (get32(r)?, get32(r)?);
@@ -498,9 +588,20 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             let seq = l.0.wrapping_add(unzigzag(get(r)?) as u64);
             let last_addr = l.1;
             let v = get(r)?;
-            let addr = if t == 12 { d.freed_at(v).ok_or_else(|| bad("freed block out of range"))? } else { last_addr.wrapping_add(unzigzag(v) as u64) };
+            let addr = if t == 12 {
+                d.freed_at(v)
+                    .ok_or_else(|| bad("freed block out of range"))?
+            } else {
+                last_addr.wrapping_add(unzigzag(v) as u64)
+            };
             *d.get(pid, tid) = (seq, addr);
-            let rec = wire::Alloc { seq, addr, size: get(r)?, stack: get32(r)?, func: get32(r)? };
+            let rec = wire::Alloc {
+                seq,
+                addr,
+                size: get(r)?,
+                stack: get32(r)?,
+                func: get32(r)?,
+            };
             Event::Alloc { pid, tid, rec }
         }
         t @ (6 | 7) => {
@@ -509,23 +610,42 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             let seq = l.0.wrapping_add(unzigzag(get(r)?) as u64);
             let addr = l.1.wrapping_add(unzigzag(get(r)?) as u64);
             l.0 = seq;
-            let rec = wire::Free { seq, addr, size: get(r)?, stack: get32(r)?, func: get32(r)?, flags: get32(r)?, _pad: 0 };
+            let rec = wire::Free {
+                seq,
+                addr,
+                size: get(r)?,
+                stack: get32(r)?,
+                func: get32(r)?,
+                flags: get32(r)?,
+                _pad: 0,
+            };
             if t == 6 {
                 d.note_free(addr);
             }
-            Event::Free { pid, tid, bad: t == 7, rec }
+            Event::Free {
+                pid,
+                tid,
+                bad: t == 7,
+                rec,
+            }
         }
         8 => {
             let (pid, addr) = (get32(r)?, get(r)?);
             let what = match get_u8(r)? {
                 0 => AddrDescription::Unknown,
                 1 => AddrDescription::Stack { thread: get32(r)? },
-                2 => AddrDescription::InModule { path: PathBuf::from(get_str(r)?), file_offset: get(r)? },
+                2 => AddrDescription::InModule {
+                    path: PathBuf::from(get_str(r)?),
+                    file_offset: get(r)?,
+                },
                 _ => return Err(bad("address description")),
             };
             Event::Describe { pid, addr, what }
         }
-        9 => Event::Sample { pid: get32(r)?, rss: get(r)? },
+        9 => Event::Sample {
+            pid: get32(r)?,
+            rss: get(r)?,
+        },
         10 => {
             let pid = get32(r)?;
             let status = get_status(r)?;
@@ -583,7 +703,12 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
                 }
                 modules.push(Module { path, mappings });
             }
-            Event::Exit { pid, status, classified, modules }
+            Event::Exit {
+                pid,
+                status,
+                classified,
+                modules,
+            }
         }
         11 => {
             let root = get32(r)?;
@@ -622,27 +747,114 @@ mod tests {
     fn sample_events() -> Vec<Event> {
         vec![
             Event::Time(5),
-            Event::Proc { pid: 10, ppid: 1, execed: true, exe: "/bin/x".into(), cmdline: vec!["x".into(), "-v".into()] },
-            Event::Stack { pid: 10, tid: 10, id: 3, frames: vec![0x1000, 0x2000] },
-            Event::Stack { pid: 10, tid: 10, id: 4, frames: vec![0x1500, 0x1000, 0x2000] },
-            Event::Stack { pid: 10, tid: 11, id: 5, frames: vec![0x2000] },
-            Event::Stack { pid: 10, tid: 11, id: 6, frames: vec![0x3000, 0x2000] },
-            Event::Alloc { pid: 10, tid: 10, rec: wire::Alloc { seq: 7, addr: 0x5000, size: 24, stack: 3, func: 0 } },
-            Event::Free { pid: 10, tid: 10, bad: false, rec: wire::Free { seq: 8, addr: 0x5000, size: 0, stack: 3, func: 9, flags: 0, _pad: 0 } },
-            Event::Alloc { pid: 10, tid: 11, rec: wire::Alloc { seq: 9, addr: 0x5000, size: 24, stack: 3, func: 0 } },
-            Event::Alloc { pid: 10, tid: 11, rec: wire::Alloc { seq: 10, addr: 0x9000, size: 24, stack: 3, func: 0 } },
-            Event::Describe { pid: 10, addr: 0x7000, what: AddrDescription::Stack { thread: 1 } },
-            Event::Sample { pid: 10, rss: 1 << 20 },
+            Event::Proc {
+                pid: 10,
+                ppid: 1,
+                execed: true,
+                exe: "/bin/x".into(),
+                cmdline: vec!["x".into(), "-v".into()],
+            },
+            Event::Stack {
+                pid: 10,
+                tid: 10,
+                id: 3,
+                frames: vec![0x1000, 0x2000],
+            },
+            Event::Stack {
+                pid: 10,
+                tid: 10,
+                id: 4,
+                frames: vec![0x1500, 0x1000, 0x2000],
+            },
+            Event::Stack {
+                pid: 10,
+                tid: 11,
+                id: 5,
+                frames: vec![0x2000],
+            },
+            Event::Stack {
+                pid: 10,
+                tid: 11,
+                id: 6,
+                frames: vec![0x3000, 0x2000],
+            },
+            Event::Alloc {
+                pid: 10,
+                tid: 10,
+                rec: wire::Alloc {
+                    seq: 7,
+                    addr: 0x5000,
+                    size: 24,
+                    stack: 3,
+                    func: 0,
+                },
+            },
+            Event::Free {
+                pid: 10,
+                tid: 10,
+                bad: false,
+                rec: wire::Free {
+                    seq: 8,
+                    addr: 0x5000,
+                    size: 0,
+                    stack: 3,
+                    func: 9,
+                    flags: 0,
+                    _pad: 0,
+                },
+            },
+            Event::Alloc {
+                pid: 10,
+                tid: 11,
+                rec: wire::Alloc {
+                    seq: 9,
+                    addr: 0x5000,
+                    size: 24,
+                    stack: 3,
+                    func: 0,
+                },
+            },
+            Event::Alloc {
+                pid: 10,
+                tid: 11,
+                rec: wire::Alloc {
+                    seq: 10,
+                    addr: 0x9000,
+                    size: 24,
+                    stack: 3,
+                    func: 0,
+                },
+            },
+            Event::Describe {
+                pid: 10,
+                addr: 0x7000,
+                what: AddrDescription::Stack { thread: 1 },
+            },
+            Event::Sample {
+                pid: 10,
+                rss: 1 << 20,
+            },
             Event::Exit {
                 pid: 10,
                 status: Some(ExitStatus::Signal(9)),
                 classified: Some(vec![(0x6000, LeakKind::DefinitelyLost, None, 8, 1)]),
                 modules: vec![Module {
                     path: "/bin/x".into(),
-                    mappings: vec![Mapping { start: 0x1000, end: 0x3000, readable: true, writable: false, executable: true, offset: 0, path: "/bin/x".into() }],
+                    mappings: vec![Mapping {
+                        start: 0x1000,
+                        end: 0x3000,
+                        readable: true,
+                        writable: false,
+                        executable: true,
+                        offset: 0,
+                        path: "/bin/x".into(),
+                    }],
                 }],
             },
-            Event::End { root: 10, status: ExitStatus::Code(3) },
+            Event::End {
+                root: 10,
+                status: ExitStatus::Code(3),
+            },
         ]
     }
 

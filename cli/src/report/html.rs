@@ -38,7 +38,11 @@ fn frame_text(f: &Frame) -> String {
 }
 
 fn stack_pre(frames: &[Frame]) -> String {
-    let lines: Vec<String> = frames.iter().enumerate().map(|(i, f)| format!("{} {}", if i == 0 { "at" } else { "by" }, e(&frame_text(f)))).collect();
+    let lines: Vec<String> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{} {}", if i == 0 { "at" } else { "by" }, e(&frame_text(f))))
+        .collect();
     format!("<pre>{}</pre>", lines.join("\n"))
 }
 
@@ -59,8 +63,22 @@ fn chart(p: &Process) -> Option<String> {
     if prof.samples.is_empty() {
         return None;
     }
-    let max_ms = prof.samples.iter().map(|s| s.ms).max().unwrap_or(0).max(prof.peak_ms).max(1);
-    let max_y = prof.samples.iter().map(|s| s.heap_bytes.max(s.rss_bytes)).max().unwrap_or(0).max(prof.peak_heap_bytes).max(1);
+    let max_ms = prof
+        .samples
+        .iter()
+        .map(|s| s.ms)
+        .max()
+        .unwrap_or(0)
+        .max(prof.peak_ms)
+        .max(1);
+    let max_y = prof
+        .samples
+        .iter()
+        .map(|s| s.heap_bytes.max(s.rss_bytes))
+        .max()
+        .unwrap_or(0)
+        .max(prof.peak_heap_bytes)
+        .max(1);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1100, 360)).into_drawing_area();
@@ -78,39 +96,114 @@ fn chart(p: &Process) -> Option<String> {
             .y_label_formatter(&|v| fmt_num(*v))
             .draw()
             .ok()?;
-        c.draw_series(LineSeries::new(prof.samples.iter().map(|s| (s.ms, s.heap_bytes)), &BLUE))
-            .ok()?
-            .label("heap in use")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-        c.draw_series(LineSeries::new(prof.samples.iter().filter(|s| s.rss_bytes > 0).map(|s| (s.ms, s.rss_bytes)), &GREEN))
-            .ok()?
-            .label("RSS")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], GREEN));
-        c.draw_series(std::iter::once(Circle::new((prof.peak_ms, prof.peak_heap_bytes), 5, RED.filled())))
-            .ok()?
-            .label(format!("peak heap: {} bytes at {} ms", fmt_num(prof.peak_heap_bytes), fmt_num(prof.peak_ms)))
-            .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
-        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().ok()?;
+        c.draw_series(LineSeries::new(
+            prof.samples.iter().map(|s| (s.ms, s.heap_bytes)),
+            &BLUE,
+        ))
+        .ok()?
+        .label("heap in use")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+        c.draw_series(LineSeries::new(
+            prof.samples
+                .iter()
+                .filter(|s| s.rss_bytes > 0)
+                .map(|s| (s.ms, s.rss_bytes)),
+            &GREEN,
+        ))
+        .ok()?
+        .label("RSS")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], GREEN));
+        c.draw_series(std::iter::once(Circle::new(
+            (prof.peak_ms, prof.peak_heap_bytes),
+            5,
+            RED.filled(),
+        )))
+        .ok()?
+        .label(format!(
+            "peak heap: {} bytes at {} ms",
+            fmt_num(prof.peak_heap_bytes),
+            fmt_num(prof.peak_ms)
+        ))
+        .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .ok()?;
         root.present().ok()?;
     }
     Some(svg)
 }
 
 fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
-    writeln!(w, "<h2>Process {} — {}</h2>", p.pid, e(&p.cmdline.join(" ")))?;
+    writeln!(
+        w,
+        "<h2>Process {} — {}</h2>",
+        p.pid,
+        e(&p.cmdline.join(" "))
+    )?;
     let h = &p.heap_summary;
     let s = &p.leak_summary;
     writeln!(w, "<table>")?;
-    let row = |w: &mut dyn Write, k: &str, v: String| writeln!(w, "<tr><th>{k}</th><td class=n>{v}</td></tr>");
-    row(w, "in use at exit", format!("{} bytes in {} blocks", fmt_num(h.in_use_bytes), fmt_num(h.in_use_blocks)))?;
-    row(w, "total heap usage", format!("{} allocs, {} frees, {} bytes allocated", fmt_num(h.allocs), fmt_num(h.frees), fmt_num(h.bytes_allocated)))?;
-    for (k, a) in [("definitely lost", s.definitely_lost), ("indirectly lost", s.indirectly_lost), ("possibly lost", s.possibly_lost), ("still reachable", s.still_reachable), ("suppressed", s.suppressed)] {
-        row(w, k, format!("{} bytes in {} blocks", fmt_num(a.bytes), fmt_num(a.blocks)))?;
+    let row = |w: &mut dyn Write, k: &str, v: String| {
+        writeln!(w, "<tr><th>{k}</th><td class=n>{v}</td></tr>")
+    };
+    row(
+        w,
+        "in use at exit",
+        format!(
+            "{} bytes in {} blocks",
+            fmt_num(h.in_use_bytes),
+            fmt_num(h.in_use_blocks)
+        ),
+    )?;
+    row(
+        w,
+        "total heap usage",
+        format!(
+            "{} allocs, {} frees, {} bytes allocated",
+            fmt_num(h.allocs),
+            fmt_num(h.frees),
+            fmt_num(h.bytes_allocated)
+        ),
+    )?;
+    for (k, a) in [
+        ("definitely lost", s.definitely_lost),
+        ("indirectly lost", s.indirectly_lost),
+        ("possibly lost", s.possibly_lost),
+        ("still reachable", s.still_reachable),
+        ("suppressed", s.suppressed),
+    ] {
+        row(
+            w,
+            k,
+            format!("{} bytes in {} blocks", fmt_num(a.bytes), fmt_num(a.blocks)),
+        )?;
     }
-    row(w, "errors", format!("{} from {} contexts", fmt_num(p.error_summary.errors), fmt_num(p.error_summary.contexts)))?;
+    row(
+        w,
+        "errors",
+        format!(
+            "{} from {} contexts",
+            fmt_num(p.error_summary.errors),
+            fmt_num(p.error_summary.contexts)
+        ),
+    )?;
     if let Some(prof) = &p.profile {
-        row(w, "peak heap", format!("{} bytes after {} ms", fmt_num(prof.peak_heap_bytes), fmt_num(prof.peak_ms)))?;
-        row(w, "peak RSS", format!("{} bytes", fmt_num(prof.peak_rss_bytes)))?;
+        row(
+            w,
+            "peak heap",
+            format!(
+                "{} bytes after {} ms",
+                fmt_num(prof.peak_heap_bytes),
+                fmt_num(prof.peak_ms)
+            ),
+        )?;
+        row(
+            w,
+            "peak RSS",
+            format!("{} bytes", fmt_num(prof.peak_rss_bytes)),
+        )?;
         row(w, "temporary allocations", fmt_num(prof.temporary))?;
     }
     writeln!(w, "</table>")?;
@@ -133,7 +226,11 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             (Metric::Bytes, "Most bytes allocated"),
             (Metric::Leaked, "Most memory leaked"),
         ] {
-            let mut sites: Vec<_> = prof.sites.iter().filter(|s| metric_value(s, metric) > 0).collect();
+            let mut sites: Vec<_> = prof
+                .sites
+                .iter()
+                .filter(|s| metric_value(s, metric) > 0)
+                .collect();
             if sites.is_empty() {
                 continue;
             }
@@ -158,10 +255,25 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
     if !p.errors.is_empty() {
         writeln!(w, "<h3>Errors</h3>")?;
         for er in &p.errors {
-            writeln!(w, "<details open><summary class=err>{} — {} ({}×)</summary>", e(er.what), e(er.function), er.count)?;
-            writeln!(w, "{}<p>{}</p>", stack_pre(&er.stack), e(&er.address_description.text))?;
+            writeln!(
+                w,
+                "<details open><summary class=err>{} — {} ({}×)</summary>",
+                e(er.what),
+                e(er.function),
+                er.count
+            )?;
+            writeln!(
+                w,
+                "{}<p>{}</p>",
+                stack_pre(&er.stack),
+                e(&er.address_description.text)
+            )?;
             if !er.address_description.free_stack.is_empty() {
-                writeln!(w, "<p>freed at</p>{}<p>Block was alloc'd at</p>", stack_pre(&er.address_description.free_stack))?;
+                writeln!(
+                    w,
+                    "<p>freed at</p>{}<p>Block was alloc'd at</p>",
+                    stack_pre(&er.address_description.free_stack)
+                )?;
             }
             if !er.address_description.alloc_stack.is_empty() {
                 writeln!(w, "{}", stack_pre(&er.address_description.alloc_stack))?;
@@ -169,24 +281,49 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             writeln!(w, "</details>")?;
         }
     }
-    let leaks: Vec<_> = p.leaks.iter().filter(|l| l.kind != "Leak_StillReachable").collect();
+    let leaks: Vec<_> = p
+        .leaks
+        .iter()
+        .filter(|l| l.kind != "Leak_StillReachable")
+        .collect();
     if !leaks.is_empty() {
         writeln!(w, "<h3>Leaks</h3>")?;
         for l in leaks {
-            writeln!(w, "<details><summary>{}</summary>{}</details>", e(&loss_record_text(l)), stack_pre(&l.stack))?;
+            writeln!(
+                w,
+                "<details><summary>{}</summary>{}</details>",
+                e(&loss_record_text(l)),
+                stack_pre(&l.stack)
+            )?;
         }
     }
     Ok(())
 }
 
 pub fn write(w: &mut dyn Write, cfg: &Config, report: &Report) -> io::Result<()> {
-    writeln!(w, "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>")?;
-    writeln!(w, "<title>memcheck: {}</title>\n<style>{STYLE}</style></head><body>", e(&report.command.join(" ")))?;
-    writeln!(w, "<h1>memcheck report: {}</h1>", e(&report.command.join(" ")))?;
-    writeln!(w, "<p>memcheck {} — exit status: {}</p>", report.version, match report.exit {
-        super::Exit::Code(c) => format!("code {c}"),
-        super::Exit::Signal(s) => format!("signal {s}"),
-    })?;
+    writeln!(
+        w,
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+    )?;
+    writeln!(
+        w,
+        "<title>memcheck: {}</title>\n<style>{STYLE}</style></head><body>",
+        e(&report.command.join(" "))
+    )?;
+    writeln!(
+        w,
+        "<h1>memcheck report: {}</h1>",
+        e(&report.command.join(" "))
+    )?;
+    writeln!(
+        w,
+        "<p>memcheck {} — exit status: {}</p>",
+        report.version,
+        match report.exit {
+            super::Exit::Code(c) => format!("code {c}"),
+            super::Exit::Signal(s) => format!("signal {s}"),
+        }
+    )?;
     for p in &report.processes {
         process(w, cfg, p)?;
     }

@@ -388,7 +388,11 @@ fn build_process(
     supps: &[Suppression],
 ) -> Process {
     // The shim as the process mapped it (a replayed trace may come from another machine).
-    let own_shim = p.modules.iter().map(|m| m.path.as_path()).find(|m| m.file_name().is_some_and(|n| n == "libmemcheck_shim.so"));
+    let own_shim = p
+        .modules
+        .iter()
+        .map(|m| m.path.as_path())
+        .find(|m| m.file_name().is_some_and(|n| n == "libmemcheck_shim.so"));
     let mut stacks = Stacks {
         sym,
         proc: p,
@@ -562,44 +566,48 @@ fn build_process(
         leak_summary,
         error_summary: summary,
         suppcounts,
-        profile: p.profile.as_ref().filter(|_| cfg.wants_profile()).map(|pr| {
-            let mut sites: Vec<SiteOut> = pr
-                .sites
-                .iter()
-                .map(|(id, func, st)| SiteOut {
-                    allocations: st.allocations,
-                    bytes: st.bytes,
-                    temporary: st.temporary,
-                    peak_bytes: st.peak_bytes,
-                    leaked_bytes: st.leaked_bytes,
-                    stack: stacks.get_deep(*id, *func, PROFILE_DEPTH as usize),
-                })
-                .collect();
-            sites.sort_by(|a, b| {
-                b.bytes
-                    .cmp(&a.bytes)
-                    .then(b.allocations.cmp(&a.allocations))
-            });
-            ProfileOut {
-                peak_heap_bytes: pr.peak_heap_bytes,
-                peak_ms: pr.peak_ms,
-                peak_rss_bytes: pr.peak_rss_bytes,
-                allocations: sites.iter().map(|s| s.allocations).sum(),
-                temporary: pr.temporary,
-                bytes_allocated: sites.iter().map(|s| s.bytes).sum(),
-                leaked_bytes: sites.iter().map(|s| s.leaked_bytes).sum(),
-                sites,
-                samples: pr
-                    .samples
+        profile: p
+            .profile
+            .as_ref()
+            .filter(|_| cfg.wants_profile())
+            .map(|pr| {
+                let mut sites: Vec<SiteOut> = pr
+                    .sites
                     .iter()
-                    .map(|s| SampleOut {
-                        ms: s.ms,
-                        heap_bytes: s.heap_bytes,
-                        rss_bytes: s.rss_bytes,
+                    .map(|(id, func, st)| SiteOut {
+                        allocations: st.allocations,
+                        bytes: st.bytes,
+                        temporary: st.temporary,
+                        peak_bytes: st.peak_bytes,
+                        leaked_bytes: st.leaked_bytes,
+                        stack: stacks.get_deep(*id, *func, PROFILE_DEPTH as usize),
                     })
-                    .collect(),
-            }
-        }),
+                    .collect();
+                sites.sort_by(|a, b| {
+                    b.bytes
+                        .cmp(&a.bytes)
+                        .then(b.allocations.cmp(&a.allocations))
+                });
+                ProfileOut {
+                    peak_heap_bytes: pr.peak_heap_bytes,
+                    peak_ms: pr.peak_ms,
+                    peak_rss_bytes: pr.peak_rss_bytes,
+                    allocations: sites.iter().map(|s| s.allocations).sum(),
+                    temporary: pr.temporary,
+                    bytes_allocated: sites.iter().map(|s| s.bytes).sum(),
+                    leaked_bytes: sites.iter().map(|s| s.leaked_bytes).sum(),
+                    sites,
+                    samples: pr
+                        .samples
+                        .iter()
+                        .map(|s| SampleOut {
+                            ms: s.ms,
+                            heap_bytes: s.heap_bytes,
+                            rss_bytes: s.rss_bytes,
+                        })
+                        .collect(),
+                }
+            }),
     }
 }
 

@@ -38,13 +38,21 @@ fn frame_name(f: &Frame) -> String {
     name.replace(';', ":")
 }
 
-fn fold_into(merged: &mut BTreeMap<String, u64>, sites: &[SiteOut], metric: Metric, prefix: Option<&str>) {
+fn fold_into(
+    merged: &mut BTreeMap<String, u64>,
+    sites: &[SiteOut],
+    metric: Metric,
+    prefix: Option<&str>,
+) {
     for s in sites {
         let v = metric_value(s, metric);
         if v == 0 {
             continue;
         }
-        let names = prefix.map(str::to_string).into_iter().chain(s.stack.iter().rev().map(frame_name));
+        let names = prefix
+            .map(str::to_string)
+            .into_iter()
+            .chain(s.stack.iter().rev().map(frame_name));
         let key = names.collect::<Vec<_>>().join(";");
         *merged.entry(key).or_default() += v;
     }
@@ -54,23 +62,38 @@ fn fold_into(merged: &mut BTreeMap<String, u64>, sites: &[SiteOut], metric: Metr
 pub fn folded_sites(sites: &[SiteOut], metric: Metric, prefix: Option<&str>) -> Vec<String> {
     let mut merged = BTreeMap::new();
     fold_into(&mut merged, sites, metric, prefix);
-    merged.into_iter().map(|(k, v)| format!("{k} {v}")).collect()
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect()
 }
 
 /// The folded lines of every process for `metric`; with several processes, each stack starts
 /// with the process's program and pid.
 pub fn folded(report: &Report, metric: Metric) -> Vec<String> {
-    let several = report.processes.iter().filter(|p| p.profile.is_some()).count() > 1;
+    let several = report
+        .processes
+        .iter()
+        .filter(|p| p.profile.is_some())
+        .count()
+        > 1;
     let mut merged: BTreeMap<String, u64> = BTreeMap::new();
     for p in &report.processes {
         let Some(prof) = &p.profile else { continue };
         let prefix = several.then(|| {
-            let prog = p.cmdline.first().map(|c| c.rsplit('/').next().unwrap_or(c).to_string()).unwrap_or_default();
+            let prog = p
+                .cmdline
+                .first()
+                .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+                .unwrap_or_default();
             format!("{} ({})", prog.replace(';', ":"), p.pid)
         });
         fold_into(&mut merged, &prof.sites, metric, prefix.as_deref());
     }
-    merged.into_iter().map(|(k, v)| format!("{k} {v}")).collect()
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect()
 }
 
 /// Draws the flamegraph SVG of the folded lines.
