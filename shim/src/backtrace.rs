@@ -7,6 +7,8 @@
 //! moved) makes a new one and swaps it in; the old one is leaked, because another thread may
 //! still be unwinding with it.
 
+use crate::rules::{self, Rule, Rules};
+use crate::tail::{Tail, MAX_WORDS};
 use crate::tls::ThreadState;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -49,6 +51,8 @@ type Unw = UnwinderX86_64<Mapped, MustNotAllocateDuringUnwind>;
 /// One immutable build of the module list.
 struct Built {
     unw: Unw,
+    /// Return address -> unwind rule, learned from `unw` (see `rules`).
+    rules: Rules,
     /// Address ranges of the modules, to tell "no module here" from other unwind failures.
     ranges: Vec<(u64, u64)>,
 }
@@ -202,7 +206,11 @@ pub fn rebuild() {
     }
     GENERATION.store(c.generation, Ordering::Relaxed);
     UNWINDER.store(
-        Box::into_raw(Box::new(Built { unw, ranges })),
+        Box::into_raw(Box::new(Built {
+            unw,
+            rules: Rules::new(),
+            ranges,
+        })),
         Ordering::Release,
     );
     REBUILDING.store(false, Ordering::Release);
@@ -314,23 +322,46 @@ pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
         // Start at the hook's return address: the caller's state after the return is
         // sp = entry sp + 8, with the entry's frame-pointer register.
         let Ok(ra) = read(rsp) else { return 0 };
-        let mut regs = UnwindRegsX86_64::new(ra, rsp + 8, rbp);
-        let mut addr = ra;
-        while n < depth {
-            st.frames[n] = addr;
-            n += 1;
-            let Some(fa) = FrameAddress::from_return_address(addr) else {
-                break;
-            };
-            match built
-                .unw
-                .unwind_frame(fa, &mut regs, &mut st.cache, &mut read)
-            {
-                Ok(Some(next)) if next != 0 => addr = next,
-                Ok(_) => break,
-                Err(_) => {
-                    missed = true;
-                    break;
+        match st.tails.pair() {
+            Some((last, next)) => {
+                let r = unwind_with_tail(
+                    built,
+                    unw as usize,
+                    (ra, rsp + 8, rbp),
+                    depth,
+                    &mut st.frames,
+                    &mut st.cache,
+                    &mut read,
+                    last,
+                    next,
+                );
+                n = r.0;
+                missed = r.1;
+                st.tails.swap();
+            }
+            None => {
+                let mut regs = UnwindRegsX86_64::new(ra, rsp + 8, rbp);
+                let mut addr = ra;
+                while n < depth {
+                    st.frames[n] = addr;
+                    n += 1;
+                    if n == depth {
+                        break;
+                    }
+                    let Some(fa) = FrameAddress::from_return_address(addr) else {
+                        break;
+                    };
+                    match built
+                        .unw
+                        .unwind_frame(fa, &mut regs, &mut st.cache, &mut read)
+                    {
+                        Ok(Some(next)) if next != 0 => addr = next,
+                        Ok(_) => break,
+                        Err(_) => {
+                            missed = true;
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -378,4 +409,155 @@ pub fn capture(st: &mut ThreadState, depth: usize, caller: Caller) -> usize {
         rebuild_if_changed();
     }
     n
+}
+
+/// Unwinds from `regs` (the program's frame) into `frames`, at most `depth` frames, reusing
+/// the frames of `last` from the first frame whose registers match one of them, as long as the
+/// stack words their steps read are unchanged (see `tail`), and stepping the others with the
+/// shared rule table (see `rules`). Records the new stack in `next`. Returns the number of
+/// frames and whether unwinding failed.
+///
+/// The registers are kept as three integers: framehop's register set is 136 bytes, and copying
+/// it on every step cost more than the step itself.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn unwind_with_tail(
+    built: &Built,
+    build: usize,
+    start: (u64, u64, u64),
+    depth: usize,
+    frames: &mut [u64],
+    cache: &mut framehop::x86_64::CacheX86_64<MustNotAllocateDuringUnwind>,
+    read: &mut impl FnMut(u64) -> Result<u64, ()>,
+    last: &Tail,
+    next: &mut Tail,
+) -> (usize, bool) {
+    next.build = build;
+    next.ended = false;
+    next.start[0] = 0;
+    let usable = last.build == build;
+    let mut nw = 0usize;
+    let mut n = 0usize;
+    let (mut ip, mut sp, mut bp) = start;
+    // Index in `last` of the first frame whose sp is not below the current one.
+    let mut j = 0usize;
+    // Whether the current frame is frame j of `last` (same registers).
+    let mut on_tail = false;
+    let mut missed = false;
+    loop {
+        if usable && !on_tail {
+            while j < last.n && last.sp[j] < sp {
+                j += 1;
+            }
+            on_tail = j < last.n && last.sp[j] == sp && last.ip[j] == ip && last.bp[j] == bp;
+        }
+        frames[n] = ip;
+        next.ip[n] = ip;
+        next.sp[n] = sp;
+        next.bp[n] = bp;
+        n += 1;
+        if n == depth {
+            break;
+        }
+        if on_tail {
+            // Frame j of the last stack: its step gives the same result if the words it read
+            // are unchanged.
+            let stepped = j + 1 < last.n || last.ended;
+            let words = if stepped { last.words_of(j) } else { &[] };
+            let reusable = stepped
+                && nw + words.len() <= MAX_WORDS
+                && words.iter().all(|&(a, v)| read(a) == Ok(v));
+            if reusable {
+                next.words[nw..nw + words.len()].copy_from_slice(words);
+                nw += words.len();
+                next.start[n] = nw as u16;
+                if j + 1 == last.n {
+                    next.ended = true;
+                    break;
+                }
+                j += 1;
+                (ip, sp, bp) = (last.ip[j], last.sp[j], last.bp[j]);
+                continue;
+            }
+            on_tail = false;
+            j += 1;
+        }
+        let mut overflow = false;
+        let mut rec = |a: u64| -> Result<u64, ()> {
+            let v = read(a)?;
+            if nw < MAX_WORDS {
+                next.words[nw] = (a, v);
+                nw += 1;
+            } else {
+                overflow = true;
+            }
+            Ok(v)
+        };
+        let r = step(built, cache, (ip, sp, bp), &mut rec);
+        if overflow {
+            // The step is not recorded: the tail ends at this frame, unstepped, and the frames
+            // unwound from here on are not kept.
+            next.n = n;
+            let mut state = r;
+            loop {
+                match state {
+                    Ok(Some(regs)) => {
+                        frames[n] = regs.0;
+                        n += 1;
+                        if n == depth {
+                            return (n, false);
+                        }
+                        state = step(built, cache, regs, read);
+                    }
+                    Ok(None) => return (n, false),
+                    Err(()) => return (n, true),
+                }
+            }
+        }
+        next.start[n] = nw as u16;
+        match r {
+            Ok(Some(regs)) => (ip, sp, bp) = regs,
+            Ok(None) => {
+                next.ended = true;
+                break;
+            }
+            Err(()) => {
+                next.ended = true;
+                missed = true;
+                break;
+            }
+        }
+    }
+    next.n = n;
+    (n, missed)
+}
+
+/// Steps from the frame (ip, sp, bp), where ip is a return address, to its caller's frame:
+/// with the rule the shared table has for ip, learning it first if needed, or with framehop.
+#[inline(always)]
+fn step(
+    built: &Built,
+    cache: &mut framehop::x86_64::CacheX86_64<MustNotAllocateDuringUnwind>,
+    (ip, sp, bp): (u64, u64, u64),
+    read: &mut impl FnMut(u64) -> Result<u64, ()>,
+) -> Result<Option<(u64, u64, u64)>, ()> {
+    let rule = match built.rules.get(ip) {
+        Some(rule) => rule,
+        None => {
+            let known = built.ranges.iter().any(|&(a, b)| a <= ip && ip < b);
+            built.rules.learn(&built.unw, cache, ip, known)
+        }
+    };
+    if rule != Rule::Framehop {
+        return rules::step(rule, (ip, sp, bp), read);
+    }
+    let Some(fa) = FrameAddress::from_return_address(ip) else {
+        return Ok(None);
+    };
+    let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
+    match built.unw.unwind_frame(fa, &mut regs, cache, read) {
+        Ok(Some(next)) if next != 0 => Ok(Some((next, regs.sp(), regs.bp()))),
+        Ok(_) => Ok(None),
+        Err(_) => Err(()),
+    }
 }

@@ -24,7 +24,7 @@ fn family_code(f: Family) -> u32 {
 #[inline]
 fn stack_id(st: &mut tls::ThreadState, caller: Caller) -> Result<u32, Lost> {
     let n = backtrace::capture(st, init::depth(), caller);
-    let (id, new) = stacks::intern(&st.frames[..n]);
+    let (id, new) = stacks::intern(&mut st.recent, &st.frames[..n]);
     if new {
         let def = wire::StackDef {
             id,

@@ -213,6 +213,8 @@ fn new_thread_state(s: *mut tls::Slot) -> Option<&'static mut tls::ThreadState> 
             stack_hi: 0,
             cache: Default::default(),
             quarantine: crate::quarantine::Quarantine::new(),
+            tails: crate::tail::Tails::new(),
+            recent: [(0, 0); crate::stacks::RECENT],
             frames: [0; wire::MAX_FRAMES],
         });
         st = Box::into_raw(b);
@@ -230,7 +232,11 @@ fn new_thread_state(s: *mut tls::Slot) -> Option<&'static mut tls::ThreadState> 
     if st.writer.is_none() {
         // No free ring: this call goes unrecorded; the tracer reports how many did.
         // SAFETY: the header is at the start of the mapping.
-        unsafe { (*(shm() as *const Header)).dropped.fetch_add(1, Ordering::Relaxed) };
+        unsafe {
+            (*(shm() as *const Header))
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+        };
         return None;
     }
     Some(st)
@@ -243,6 +249,7 @@ unsafe extern "C" fn thread_exit(st: *mut c_void) {
     unsafe {
         (*s).flags |= tls::EXITING;
         (*(st as *mut tls::ThreadState)).quarantine.flush();
+        (*(st as *mut tls::ThreadState)).tails.release();
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Module map: `hooks` is the exported C ABI and nothing else; `engine` is what the hooks call;
 //! `real` the glibc functions they forward to; `block` the block header; `tls` per-thread state;
-//! `channel` the ring writer; `backtrace` stack capture; `stacks` stack interning; `quarantine`
+//! `channel` the ring writer; `backtrace` stack capture; `rules` the shared
+//! return address -> unwind rule table; `tail` the reuse of each thread's last stack; `stacks` stack interning; `quarantine`
 //! the held-back freed blocks; `sys` raw system calls; `init` start-up.
 
 // Under `cargo test` the hooks are not exported (the test harness keeps its own malloc), so
@@ -22,8 +23,10 @@ mod hooks;
 mod init;
 mod quarantine;
 mod real;
+mod rules;
 mod stacks;
 mod sys;
+mod tail;
 mod tls;
 
 /// The shim's own Rust allocations go straight to glibc, never through the hooks.

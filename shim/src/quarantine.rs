@@ -3,11 +3,25 @@
 //! double free instead of silently freeing a newer block at the same address.
 //!
 //! Each thread keeps its own FIFO (no shared lock); its byte budget is the freelist volume.
+//!
+//! The block released to glibc is the one held longest: its memory is long out of the caches,
+//! and glibc's `free` stalls on reading its chunk header. The headers of the blocks a few places
+//! further in line are prefetched, so that by their turn they are in the cache.
 
 use crate::real;
 use core::ffi::c_void;
 
 const SLOTS: usize = 1 << 16;
+/// How many releases ahead a held block's chunk header is prefetched.
+const AHEAD: usize = 8;
+
+#[inline(always)]
+fn prefetch(addr: usize) {
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+}
 
 pub struct Quarantine {
     /// (base pointer, bytes) ring; allocated on first use.
@@ -54,6 +68,14 @@ impl Quarantine {
     }
 
     fn pop(&mut self) {
+        if self.len > AHEAD {
+            // SAFETY: the index is within the ring and the entry is a held block.
+            let (ahead, _) = unsafe { *self.entries.add((self.head + AHEAD) % SLOTS) };
+            // glibc reads the chunk size just below the pointer and writes the free-list links
+            // at it.
+            prefetch(ahead.wrapping_sub(8));
+            prefetch(ahead);
+        }
         // SAFETY: len > 0, so the head entry is a held block.
         let (base, bytes) = unsafe { *self.entries.add(self.head) };
         self.head = (self.head + 1) % SLOTS;

@@ -3,6 +3,9 @@
 //! A lock-free, insert-only open-addressing table of 64-bit stack hashes shared by the threads
 //! of a process; a stack's id is its slot index plus one. The thread that inserts a hash sends
 //! the stack's frames. When the table is full, stacks get fresh ids and are sent every time.
+//!
+//! The table is 8 MiB and a stack's slot is random in it: a lookup is a cache miss. Each thread
+//! keeps the ids of the stacks it saw last in a small direct-mapped cache in front of it.
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -40,14 +43,32 @@ fn hash(frames: &[u64]) -> u64 {
     (h ^ (h >> 32)) | 1
 }
 
+/// Entries of a thread's cache of stack ids.
+pub const RECENT: usize = 1024;
+
+/// A thread's recently seen stacks: (hash, id).
+pub type Recent = [(u64, u32); RECENT];
+
 /// Returns the stack's id and whether the caller must send its frames.
 #[inline]
-pub fn intern(frames: &[u64]) -> (u32, bool) {
+pub fn intern(recent: &mut Recent, frames: &[u64]) -> (u32, bool) {
     let t = TABLE.load(Ordering::Acquire);
     if t.is_null() {
         return (OVERFLOW.fetch_add(1, Ordering::Relaxed), true);
     }
     let h = hash(frames);
+    let r = &mut recent[(h >> 20) as usize & (RECENT - 1)];
+    if r.0 == h {
+        return (r.1, false);
+    }
+    let (id, new) = intern_hash(t, h);
+    if id <= SLOTS as u32 {
+        *r = (h, id);
+    }
+    (id, new)
+}
+
+fn intern_hash(t: *mut AtomicU64, h: u64) -> (u32, bool) {
     let mut i = (h as usize >> 1) & (SLOTS - 1);
     for _ in 0..MAX_PROBES {
         // SAFETY: i < SLOTS and the table has SLOTS entries.

@@ -145,7 +145,14 @@ pub fn monotonic_nanos() -> u64 {
     unsafe {
         syscall6(
             libc::SYS_clock_gettime,
-            [libc::CLOCK_MONOTONIC as u64, &mut ts as *mut _ as u64, 0, 0, 0, 0],
+            [
+                libc::CLOCK_MONOTONIC as u64,
+                &mut ts as *mut _ as u64,
+                0,
+                0,
+                0,
+                0,
+            ],
         )
     };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

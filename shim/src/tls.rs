@@ -56,6 +56,8 @@ pub struct ThreadState {
     pub stack_hi: u64,
     pub cache: CacheX86_64<MustNotAllocateDuringUnwind>,
     pub quarantine: Quarantine,
+    pub tails: crate::tail::Tails,
+    pub recent: crate::stacks::Recent,
     pub frames: [u64; memcheck_wire::MAX_FRAMES],
 }
 
