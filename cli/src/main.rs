@@ -138,7 +138,7 @@ fn emit(
     let shown: Vec<&report::Process> = report
         .processes
         .iter()
-        .filter(|p| !(cfg.child_silent_after_fork && !p.execed))
+        .filter(|p| !cfg.child_silent_after_fork || p.execed)
         .collect();
 
     // The text report: stderr, or --log-file (one file per process with %p).

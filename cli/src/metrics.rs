@@ -7,7 +7,15 @@ use memcheck_tracer::{Metrics, ProcessMetrics};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-const FAMILIES: &[(&str, &str, &str, fn(&ProcessMetrics) -> u64)] = &[
+/// (name, type, help, value) of each metric family.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ProcessMetrics) -> u64,
+);
+
+const FAMILIES: &[Family] = &[
     (
         "memcheck_heap_bytes",
         "gauge",

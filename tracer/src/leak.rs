@@ -164,12 +164,12 @@ impl<'a> Scan<'a> {
                 if h.length64 && n > 0 && b.size - 8 == n {
                     return Some(Heuristic::Length64);
                 }
-                if h.newarray && n > 0 && (b.size - 8) % n == 0 {
+                if h.newarray && n > 0 && (b.size - 8).is_multiple_of(n) {
                     return Some(Heuristic::NewArray);
                 }
             }
         }
-        if h.multipleinheritance && off % 8 == 0 {
+        if h.multipleinheritance && off.is_multiple_of(8) {
             if let (Some(inner), Some(first)) = (self.word(i, off), self.word(i, 0)) {
                 if self.is_vtable_addr(inner) && self.is_vtable_addr(first) {
                     return Some(Heuristic::MultipleInheritance);

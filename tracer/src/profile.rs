@@ -36,7 +36,7 @@ pub struct Sample {
     pub rss_bytes: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Profile {
     pub sites: HashMap<(u32, Func), SiteStats>,
     pub heap_bytes: u64,
@@ -51,23 +51,6 @@ pub struct Profile {
     /// The tracer's clock (ms since the start), set as records are read, so that a replayed
     /// trace gives the same times as the run.
     pub now_ms: u64,
-}
-
-impl Default for Profile {
-    fn default() -> Profile {
-        Profile {
-            sites: HashMap::new(),
-            heap_bytes: 0,
-            peak_heap_bytes: 0,
-            peak_ms: 0,
-            peak_rss_bytes: 0,
-            temporary: 0,
-            samples: Vec::new(),
-            epoch: 0,
-            last_alloc: AddrMap::default(),
-            now_ms: 0,
-        }
-    }
 }
 
 impl SiteStats {

@@ -234,7 +234,7 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             if sites.is_empty() {
                 continue;
             }
-            sites.sort_by(|a, b| metric_value(b, metric).cmp(&metric_value(a, metric)));
+            sites.sort_by_key(|s| std::cmp::Reverse(metric_value(s, metric)));
             writeln!(w, "<h3>{title}</h3>\n<table><tr><th>site</th><th>allocations</th><th>bytes</th><th>temporary</th><th>at peak</th><th>leaked</th></tr>")?;
             for s in sites.iter().take(cfg.top) {
                 writeln!(

@@ -187,7 +187,7 @@ pub fn write_process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result
         if sites.is_empty() {
             continue;
         }
-        sites.sort_by(|a, b| metric_value(b, metric).cmp(&metric_value(a, metric)));
+        sites.sort_by_key(|s| std::cmp::Reverse(metric_value(s, metric)));
         writeln!(w, "{pfx} {title}")?;
         for s in sites.iter().take(cfg.top) {
             writeln!(
