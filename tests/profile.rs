@@ -72,6 +72,10 @@ fn profile_report_and_json() {
     let r = memcheck(&["--profile", "--top=3"], &prog, &[], b"");
     let p = &r.root()["profile"];
     assert_eq!(p["peak_heap_bytes"], 199_001, "{p:#}");
+    // Every allocation and free went through the rings; nothing was dropped.
+    let t = &r.json["transport"];
+    assert_eq!(t["dropped"], 0, "{t}");
+    assert!(t["records"].as_u64().unwrap() >= 161 + 150, "{t}");
     assert_eq!(p["temporary"], 50);
     assert_eq!(p["allocations"], 161);
     assert_eq!(p["bytes_allocated"], 207_201);

@@ -134,7 +134,11 @@ pub struct RunResult {
     /// How the program memcheck started ended.
     pub status: ExitStatus,
     pub root_pid: u32,
+    /// How the records travelled: read, writer stalls on full rings, calls not recorded.
+    pub transport: TransportStats,
 }
+
+pub use shm::Stats as TransportStats;
 
 /// Runs the program to completion under the tracer.
 pub fn run(opts: &Options) -> Result<RunResult, TraceError> {

@@ -533,10 +533,12 @@ impl<'a> Tracer<'a> {
             self.finish(pid, None);
         }
         let status = self.root_status.unwrap_or(ExitStatus::Code(0));
+        let transport = self.shm.stats();
         if let Some(mut t) = self.trace.take() {
             let _ = t.write(&Event::End {
                 root: self.root,
                 status,
+                transport,
             });
             t.finish().map_err(TraceError::Record)?;
         }
@@ -544,6 +546,7 @@ impl<'a> Tracer<'a> {
             processes: self.done,
             status,
             root_pid: self.root,
+            transport,
         })
     }
 

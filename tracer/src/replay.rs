@@ -119,11 +119,16 @@ pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult
                     done.push(p.report_replayed(status, classified, modules));
                 }
             }
-            Event::End { root, status } => {
+            Event::End {
+                root,
+                status,
+                transport,
+            } => {
                 return Ok(RunResult {
                     processes: done,
                     status,
                     root_pid: root,
+                    transport,
                 });
             }
         }

@@ -76,6 +76,7 @@ pub enum Event {
     End {
         root: u32,
         status: ExitStatus,
+        transport: crate::TransportStats,
     },
 }
 
@@ -397,10 +398,22 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
                 }
             }
         }
-        Event::End { root, status } => {
+        Event::End {
+            root,
+            status,
+            transport,
+        } => {
             out.push(11);
             put(out, *root as u64);
             put_status(out, Some(*status));
+            for v in [
+                transport.records,
+                transport.stalls,
+                transport.stall_ns,
+                transport.dropped,
+            ] {
+                put(out, v);
+            }
         }
     }
 }
@@ -713,7 +726,17 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
         11 => {
             let root = get32(r)?;
             let status = get_status(r)?.ok_or_else(|| bad("end status"))?;
-            Event::End { root, status }
+            let transport = crate::TransportStats {
+                records: get(r)?,
+                stalls: get(r)?,
+                stall_ns: get(r)?,
+                dropped: get(r)?,
+            };
+            Event::End {
+                root,
+                status,
+                transport,
+            }
         }
         t => return Err(bad(&format!("unknown event {t}"))),
     })
@@ -854,6 +877,12 @@ mod tests {
             Event::End {
                 root: 10,
                 status: ExitStatus::Code(3),
+                transport: crate::TransportStats {
+                    records: 9,
+                    stalls: 1,
+                    stall_ns: 5000,
+                    dropped: 0,
+                },
             },
         ]
     }

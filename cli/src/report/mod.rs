@@ -59,6 +59,17 @@ pub struct Report {
     pub command: Vec<String>,
     pub exit: Exit,
     pub processes: Vec<Process>,
+    /// How the records reached the tracer: every record is counted; a writer that found its
+    /// ring full waited (stalls, and for how long); calls not recorded (tracer gone) are dropped.
+    pub transport: Transport,
+}
+
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct Transport {
+    pub records: u64,
+    pub stalls: u64,
+    pub stall_ms: u64,
+    pub dropped: u64,
 }
 
 #[derive(Serialize, Debug)]
@@ -316,6 +327,12 @@ pub fn build(
             .collect(),
         exit: run.status.into(),
         processes,
+        transport: Transport {
+            records: run.transport.records,
+            stalls: run.transport.stalls,
+            stall_ms: run.transport.stall_ns / 1_000_000,
+            dropped: run.transport.dropped,
+        },
     }
 }
 
