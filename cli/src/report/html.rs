@@ -4,7 +4,7 @@
 //! script is for a standalone SVG, which `--flamegraph` writes), the top allocation sites, and
 //! the errors and loss records with their stacks.
 
-use super::profile::{flamegraph, metric_value};
+use super::profile::{flamegraph, top_sites};
 use super::text::loss_record_text;
 use super::{fmt_num, Frame, Process, Report};
 use crate::args::{Config, Metric};
@@ -226,17 +226,12 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
             (Metric::Bytes, "Most bytes allocated"),
             (Metric::Leaked, "Most memory leaked"),
         ] {
-            let mut sites: Vec<_> = prof
-                .sites
-                .iter()
-                .filter(|s| metric_value(s, metric) > 0)
-                .collect();
+            let sites = top_sites(&prof.sites, metric, cfg.top);
             if sites.is_empty() {
                 continue;
             }
-            sites.sort_by_key(|s| std::cmp::Reverse(metric_value(s, metric)));
             writeln!(w, "<h3>{title}</h3>\n<table><tr><th>site</th><th>allocations</th><th>bytes</th><th>temporary</th><th>at peak</th><th>leaked</th></tr>")?;
-            for s in sites.iter().take(cfg.top) {
+            for s in sites {
                 writeln!(
                     w,
                     "<tr><td><details><summary>{}</summary>{}</details></td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",

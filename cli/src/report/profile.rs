@@ -18,6 +18,17 @@ pub fn metric_value(s: &SiteOut, m: Metric) -> u64 {
     }
 }
 
+/// The `n` sites with the most of `metric` (those with none left out), most first.
+pub fn top_sites(sites: &[SiteOut], metric: Metric, n: usize) -> Vec<&SiteOut> {
+    let mut v: Vec<&SiteOut> = sites
+        .iter()
+        .filter(|s| metric_value(s, metric) > 0)
+        .collect();
+    v.sort_by_key(|s| std::cmp::Reverse(metric_value(s, metric)));
+    v.truncate(n);
+    v
+}
+
 pub fn metric_title(m: Metric) -> &'static str {
     match m {
         Metric::Bytes => "bytes allocated",
@@ -179,17 +190,12 @@ pub fn write_process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result
         (Metric::Bytes, "MOST BYTES ALLOCATED", "bytes allocated"),
         (Metric::Leaked, "MOST MEMORY LEAKED", "bytes leaked"),
     ] {
-        let mut sites: Vec<&SiteOut> = prof
-            .sites
-            .iter()
-            .filter(|s| metric_value(s, metric) > 0)
-            .collect();
+        let sites = top_sites(&prof.sites, metric, cfg.top);
         if sites.is_empty() {
             continue;
         }
-        sites.sort_by_key(|s| std::cmp::Reverse(metric_value(s, metric)));
         writeln!(w, "{pfx} {title}")?;
-        for s in sites.iter().take(cfg.top) {
+        for s in sites {
             writeln!(
                 w,
                 "{pfx}   {} {unit} ({} allocations, {} bytes, {} at the peak) from:",
