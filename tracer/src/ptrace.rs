@@ -329,7 +329,7 @@ fn new_heap(opts: &Options, now_ms: u64) -> Heap {
 pub struct Tracer<'a> {
     opts: &'a Options,
     shm: Shm,
-    procs: HashMap<u32, Proc>,
+    procs: crate::hash::AddrMap<u32, Proc>,
     tid_pid: HashMap<u32, u32>,
     /// New tasks seen stopped before their creation event.
     stopped_new: HashSet<u32>,
@@ -357,7 +357,7 @@ fn status_of(raw: i32) -> ExitStatus {
 impl<'a> Tracer<'a> {
     pub fn new(opts: &'a Options, shm: Shm, root: u32, trace: Option<TraceWriter>) -> Tracer<'a> {
         let started = Instant::now();
-        let mut procs = HashMap::new();
+        let mut procs = crate::hash::AddrMap::default();
         procs.insert(root, Proc::new(root, std::process::id(), new_heap(opts, 0)));
         Tracer {
             opts,

@@ -9,7 +9,6 @@ use crate::shm::Record;
 use crate::trace::{Event, TraceReader};
 use crate::{RunResult, TraceError, TraceFileError};
 use memcheck_wire::Func;
-use std::collections::HashMap;
 use std::path::Path;
 
 fn new_proc(pid: u32, ppid: u32, profile: bool, freelist_vol: u64, now: u64) -> Proc {
@@ -29,7 +28,7 @@ fn new_proc(pid: u32, ppid: u32, profile: bool, freelist_vol: u64, now: u64) -> 
 pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult, TraceError> {
     let mut r = TraceReader::open(path)?;
     let vol = freelist_vol;
-    let mut procs: HashMap<u32, Proc> = HashMap::new();
+    let mut procs: crate::hash::AddrMap<u32, Proc> = crate::hash::AddrMap::default();
     let mut done = Vec::new();
     let mut now = 0u64;
     let mut none = None;
