@@ -150,7 +150,10 @@ impl Heap {
         if let Some(p) = self.profile.as_mut() {
             p.on_alloc(b.stack, b.func, b.addr, b.size, tid);
         }
-        if let Some(list) = self.pending.get_mut(&b.addr) {
+        if let Some(list) = (!self.pending.is_empty())
+            .then(|| self.pending.get_mut(&b.addr))
+            .flatten()
+        {
             // A free of this block by another thread arrived first.
             if let Some(i) = list
                 .iter()
@@ -182,6 +185,17 @@ impl Heap {
     /// A valid deallocation (the shim checked the block header).
     pub fn free(&mut self, addr: u64, seq: u64, func: Func, stack: u32, tid: u32) {
         self.frees += 1;
+        // The common case, in one lookup: no older block waits at any address, and the live
+        // block at this one is the one freed.
+        if self.shadowed.is_empty() {
+            if let Some(b) = self.live.remove(&addr) {
+                if b.seq < seq {
+                    self.retire(b, func, stack, tid);
+                    return;
+                }
+                self.live.insert(addr, b);
+            }
+        }
         let in_live = self.live.get(&addr).is_some_and(|b| b.seq < seq);
         let shadow_best = self.shadowed.get(&addr).and_then(|v| {
             v.iter()
