@@ -33,6 +33,31 @@ pub struct Frame {
     pub inlined: bool,
 }
 
+impl Frame {
+    /// The frame's name: its function, else its module and offset in the module file
+    /// (`libfoo.so+0x1a2b`), else None.
+    pub fn name(&self) -> Option<String> {
+        match (&self.function, &self.object, self.offset) {
+            (Some(f), _, _) => Some(f.clone()),
+            (None, Some(obj), Some(off)) => Some(format!(
+                "{}+{off:#x}",
+                obj.rsplit('/').next().unwrap_or(obj)
+            )),
+            _ => None,
+        }
+    }
+
+    /// Valgrind's frame line: `0x4012AB: fn (file.c:12)`, or `(in /path/obj)`.
+    pub fn line(&self) -> String {
+        let func = self.name().unwrap_or_else(|| "???".to_string());
+        match (&self.file, self.line, &self.object) {
+            (Some(file), Some(line), _) => format!("0x{:X}: {func} ({file}:{line})", self.ip),
+            (_, _, Some(obj)) => format!("0x{:X}: {func} (in {obj})", self.ip),
+            _ => format!("0x{:X}: {func}", self.ip),
+        }
+    }
+}
+
 struct ModuleDebug {
     loader: Option<addr2line::Loader>,
     /// (file offset, file size, virtual address, memory size) of each PT_LOAD segment.

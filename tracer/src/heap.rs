@@ -121,6 +121,17 @@ impl Heap {
         }
     }
 
+    /// A new heap, keeping the allocation profile if `profile`, with its clock at `now_ms`.
+    pub fn with_profile(freelist_vol: u64, profile: bool, now_ms: u64) -> Heap {
+        let mut h = Heap::new(freelist_vol);
+        if profile {
+            let mut p = Profile::new();
+            p.now_ms = now_ms;
+            h.profile = Some(Box::new(p));
+        }
+        h
+    }
+
     /// The heap a fork child starts with: its parent's live blocks and, as Valgrind's counters
     /// are in the memory the child copies, the parent's totals so far; not its errors.
     pub fn fork_child(&self) -> Heap {

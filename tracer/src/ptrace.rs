@@ -8,7 +8,7 @@
 use crate::heap::{AddrDescription, Heap, LiveBlock};
 use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
-use crate::profile::{self, Profile};
+use crate::profile;
 use crate::shm::{Record, Shm};
 use crate::trace::{Event, TraceWriter};
 use crate::{ExitStatus, Options, ProcessReport, ProfileReport, RunResult, TraceError};
@@ -317,13 +317,7 @@ fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
 
 /// A new process heap, with a profile if asked for.
 fn new_heap(opts: &Options, now_ms: u64) -> Heap {
-    let mut h = Heap::new(opts.freelist_vol);
-    if opts.profile {
-        let mut p = Profile::new();
-        p.now_ms = now_ms;
-        h.profile = Some(Box::new(p));
-    }
-    h
+    Heap::with_profile(opts.freelist_vol, opts.profile, now_ms)
 }
 
 pub struct Tracer<'a> {

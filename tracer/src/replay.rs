@@ -3,7 +3,6 @@
 //! Events are read one at a time: memory is bounded by the blocks live at once.
 
 use crate::heap::{Heap, LiveBlock};
-use crate::profile::Profile;
 use crate::ptrace::Proc;
 use crate::shm::Record;
 use crate::trace::{Event, TraceReader};
@@ -12,13 +11,7 @@ use memcheck_wire::Func;
 use std::path::Path;
 
 fn new_proc(pid: u32, ppid: u32, profile: bool, freelist_vol: u64, now: u64) -> Proc {
-    let mut heap = Heap::new(freelist_vol);
-    if profile {
-        let mut p = Profile::new();
-        p.now_ms = now;
-        heap.profile = Some(Box::new(p));
-    }
-    let mut p = Proc::new(pid, ppid, heap);
+    let mut p = Proc::new(pid, ppid, Heap::with_profile(freelist_vol, profile, now));
     p.live = false;
     p
 }

@@ -28,20 +28,11 @@ fn e(s: &str) -> String {
     escape(s).into_owned()
 }
 
-fn frame_text(f: &Frame) -> String {
-    let func = f.function.clone().unwrap_or_else(|| "???".into());
-    match (&f.file, f.line, &f.object) {
-        (Some(file), Some(line), _) => format!("0x{:X}: {func} ({file}:{line})", f.ip),
-        (_, _, Some(o)) => format!("0x{:X}: {func} (in {o})", f.ip),
-        _ => format!("0x{:X}: {func}", f.ip),
-    }
-}
-
 fn stack_pre(frames: &[Frame]) -> String {
     let lines: Vec<String> = frames
         .iter()
         .enumerate()
-        .map(|(i, f)| format!("{} {}", if i == 0 { "at" } else { "by" }, e(&frame_text(f))))
+        .map(|(i, f)| format!("{} {}", if i == 0 { "at" } else { "by" }, e(&f.line())))
         .collect();
     format!("<pre>{}</pre>", lines.join("\n"))
 }

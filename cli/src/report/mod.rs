@@ -336,6 +336,16 @@ pub fn build(
     }
 }
 
+impl AddressDescription {
+    /// The block the address is in, and where it was allocated.
+    fn set_block(&mut self, b: &memcheck_tracer::BlockInfo, stacks: &mut Stacks<'_>) {
+        self.block_address = Some(b.addr);
+        self.block_size = Some(b.size);
+        self.offset = Some(b.offset);
+        self.alloc_stack = stacks.get(b.alloc_stack, b.func);
+    }
+}
+
 fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressDescription {
     let mut out = AddressDescription {
         kind: "unknown",
@@ -354,10 +364,7 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
                 b.offset,
                 fmt_num(b.size)
             );
-            out.block_address = Some(b.addr);
-            out.block_size = Some(b.size);
-            out.offset = Some(b.offset);
-            out.alloc_stack = stacks.get(b.alloc_stack, b.func);
+            out.set_block(b, stacks);
         }
         AddrDescription::Freed {
             block: b,
@@ -370,10 +377,7 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
                 b.offset,
                 fmt_num(b.size)
             );
-            out.block_address = Some(b.addr);
-            out.block_size = Some(b.size);
-            out.offset = Some(b.offset);
-            out.alloc_stack = stacks.get(b.alloc_stack, b.func);
+            out.set_block(b, stacks);
             out.free_stack = stacks.get(*free_stack, *free_func);
         }
         AddrDescription::Stack { thread } => {

@@ -41,12 +41,9 @@ pub fn metric_title(m: Metric) -> &'static str {
 
 /// A frame's name in a folded stack (no `;`, which separates frames).
 fn frame_name(f: &Frame) -> String {
-    let name = match (&f.function, &f.object, f.offset) {
-        (Some(n), _, _) => n.clone(),
-        (None, Some(o), Some(off)) => format!("{}+{off:#x}", o.rsplit('/').next().unwrap_or(o)),
-        _ => format!("{:#x}", f.ip),
-    };
-    name.replace(';', ":")
+    f.name()
+        .unwrap_or_else(|| format!("{:#x}", f.ip))
+        .replace(';', ":")
 }
 
 fn fold_into(

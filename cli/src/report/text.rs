@@ -5,27 +5,13 @@ use crate::args::{Config, LeakCheck};
 use crate::symbolize::Frame;
 use std::io::{self, Write};
 
-fn frame_line(f: &Frame) -> String {
-    // Without a symbol, the frame is named by its module and offset in the module file.
-    let unnamed = match (&f.object, f.offset) {
-        (Some(obj), Some(off)) => format!("{}+{off:#x}", obj.rsplit('/').next().unwrap_or(obj)),
-        _ => "???".to_string(),
-    };
-    let func = f.function.as_deref().unwrap_or(&unnamed);
-    match (&f.file, f.line, &f.object) {
-        (Some(file), Some(line), _) => format!("0x{:X}: {func} ({file}:{line})", f.ip),
-        (_, _, Some(obj)) => format!("0x{:X}: {func} (in {obj})", f.ip),
-        _ => format!("0x{:X}: {func}", f.ip),
-    }
-}
-
 fn stack(w: &mut dyn Write, pfx: &str, frames: &[Frame]) -> io::Result<()> {
     for (i, f) in frames.iter().enumerate() {
         writeln!(
             w,
             "{pfx}    {} {}",
             if i == 0 { "at" } else { "by" },
-            frame_line(f)
+            f.line()
         )?;
     }
     Ok(())
