@@ -102,6 +102,23 @@ fn bad_frees_are_reported_and_survived() {
 }
 
 #[test]
+fn freelist_blocks_bounds_how_far_back_a_free_is_explained() {
+    // double_free_later frees its block, then 1000 others, then the block again: with room for
+    // 100 freed blocks it has left the freelist (glibc's free-list links overwrote its header)
+    // and the free is still refused, but no longer explained; with room for 2000 it is.
+    let prog = fixture("bad_frees");
+    for (blocks, kind) in [(100, "unknown"), (2000, "freed")] {
+        let opt = format!("--freelist-blocks={blocks}");
+        let r = memcheck(&[&opt], &prog, &[], b"");
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(String::from_utf8_lossy(&r.stdout).contains("survived"));
+        let e = error_in(r.root(), "double_free_later");
+        assert_eq!(e["kind"], "InvalidFree", "{blocks}: {e:#}");
+        assert_eq!(e["address_description"]["kind"], kind, "{blocks}: {e:#}");
+    }
+}
+
+#[test]
 fn bad_frees_heap_summary_equals_valgrinds() {
     let prog = fixture("bad_frees");
     let r = memcheck(&[], &prog, &[], b"");

@@ -226,6 +226,14 @@ struct Cli {
     )]
     freelist_vol: u64,
 
+    /// The most freed blocks held back from reuse (with --freelist-vol, whichever comes first).
+    #[arg(
+        long = "freelist-blocks",
+        default_value_t = 4096,
+        require_equals = true
+    )]
+    freelist_blocks: u64,
+
     /// Write the text report to FILE instead of stderr (%p: the pid, %q{VAR}: $VAR).
     #[arg(long = "log-file", value_name = "FILE", require_equals = true)]
     log_file: Option<String>,
@@ -349,7 +357,7 @@ pub struct Config {
     pub num_callers: u32,
     pub trace_children: bool,
     pub child_silent_after_fork: bool,
-    pub freelist_vol: u64,
+    pub freelist: memcheck_tracer::Freelist,
     pub log_file: Option<String>,
     pub xml_file: Option<String>,
     pub suppressions: Vec<PathBuf>,
@@ -591,7 +599,10 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         num_callers: cli.num_callers,
         trace_children: cli.trace_children == YesNo::Yes,
         child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
-        freelist_vol: cli.freelist_vol,
+        freelist: memcheck_tracer::Freelist {
+            vol: cli.freelist_vol,
+            blocks: cli.freelist_blocks,
+        },
         log_file: cli.log_file,
         xml_file,
         suppressions: cli.suppressions,

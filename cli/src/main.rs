@@ -70,7 +70,7 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             cfg.num_callers
         },
         trace_children: cfg.trace_children,
-        freelist_vol: cfg.freelist_vol,
+        freelist: cfg.freelist,
         heuristics: cfg.heuristics,
         // A recorded run keeps everything, so that `memcheck report` can show any output later.
         profile: cfg.wants_profile() || cfg.record.is_some(),
@@ -98,7 +98,7 @@ fn report_trace(cfg: &Config, trace: &std::path::Path) -> Result<ExitCode> {
     for s in &cfg.suppressions {
         supps.extend(report::supp::parse_file(s)?);
     }
-    let result = memcheck_tracer::replay(trace, cfg.wants_profile(), cfg.freelist_vol)
+    let result = memcheck_tracer::replay(trace, cfg.wants_profile(), cfg.freelist)
         .map_err(anyhow::Error::new)?;
     let shim = validate::shim_path().unwrap_or_else(|_| PathBuf::from("libmemcheck_shim.so"));
     // The command is the recorded program's, not the trace file's.

@@ -137,13 +137,13 @@ fn release(b: Block) {
     let s = tls::slot();
     // SAFETY: the slot belongs to this thread.
     let (st, exiting) = unsafe { ((*s).thread, (*s).flags & tls::EXITING != 0) };
-    let vol = init::freelist_vol();
-    if st.is_null() || exiting || vol == 0 {
+    let (vol, blocks) = (init::freelist_vol(), init::freelist_blocks());
+    if st.is_null() || exiting || vol == 0 || blocks == 0 {
         // SAFETY: b.base() is the glibc pointer of a block released exactly once.
         unsafe { real::__libc_free(b.base()) };
     } else {
         // SAFETY: st is this thread's state.
-        unsafe { (*st).quarantine.push(b.base(), b.footprint(), vol) };
+        unsafe { (*st).quarantine.push(b.base(), b.footprint(), vol, blocks) };
     }
 }
 

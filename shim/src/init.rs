@@ -22,6 +22,7 @@ static MODE: AtomicU8 = AtomicU8::new(UNINIT);
 static SHM: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 static DEPTH: AtomicU32 = AtomicU32::new(12);
 static FREELIST_VOL: AtomicU64 = AtomicU64::new(20_000_000);
+static FREELIST_BLOCKS: AtomicU64 = AtomicU64::new(0);
 static TRACER: AtomicU32 = AtomicU32::new(0);
 static THREAD_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 /// The pid this process image recorded as: differs from getpid() in a vfork child, which
@@ -47,6 +48,9 @@ pub fn depth() -> usize {
 }
 pub fn freelist_vol() -> usize {
     FREELIST_VOL.load(Ordering::Relaxed) as usize
+}
+pub fn freelist_blocks() -> usize {
+    FREELIST_BLOCKS.load(Ordering::Relaxed) as usize
 }
 
 /// Stop recording for good (the tracer is gone).
@@ -126,6 +130,7 @@ fn setup() -> u8 {
         Ordering::Relaxed,
     );
     FREELIST_VOL.store(h.freelist_vol.load(Ordering::Relaxed), Ordering::Relaxed);
+    FREELIST_BLOCKS.store(h.freelist_blocks.load(Ordering::Relaxed), Ordering::Relaxed);
     block::init_secret(sys::rdtsc().wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (pid as u64) << 32);
     stacks::init();
     ACTIVE
@@ -257,8 +262,10 @@ extern "C" fn atfork_child() {
     let s = tls::slot();
     // SAFETY: the slot belongs to this thread; the child must not write to the parent's ring.
     unsafe {
-        if !(*s).thread.is_null() {
-            (*(*s).thread).writer = None;
+        let st = (*s).thread;
+        crate::quarantine::after_fork(!st.is_null() && (*st).quarantine.holds());
+        if !st.is_null() {
+            (*st).writer = None;
         }
     }
     OWN_PID.store(sys::getpid(), Ordering::Relaxed);

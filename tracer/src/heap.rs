@@ -90,6 +90,15 @@ pub struct HeapTotals {
     pub in_use_blocks: u64,
 }
 
+/// How much of the freed blocks is held back from reuse, so that a later free of one is still
+/// recognised and explained: at most `vol` bytes (Valgrind's --freelist-vol) and `blocks`
+/// blocks (--freelist-blocks) per process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freelist {
+    pub vol: u64,
+    pub blocks: u64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Heap {
     live: AddrMap<u64, LiveBlock>,
@@ -101,7 +110,7 @@ pub struct Heap {
     pub profile: Option<Box<Profile>>,
     freed: VecDeque<FreedBlock>,
     freed_bytes: u64,
-    freelist_vol: u64,
+    freelist: Freelist,
     pub allocs: u64,
     pub frees: u64,
     pub bytes_allocated: u64,
@@ -114,16 +123,16 @@ pub struct Heap {
 }
 
 impl Heap {
-    pub fn new(freelist_vol: u64) -> Heap {
+    pub fn new(freelist: Freelist) -> Heap {
         Heap {
-            freelist_vol,
+            freelist,
             ..Default::default()
         }
     }
 
     /// A new heap, keeping the allocation profile if `profile`, with its clock at `now_ms`.
-    pub fn with_profile(freelist_vol: u64, profile: bool, now_ms: u64) -> Heap {
-        let mut h = Heap::new(freelist_vol);
+    pub fn with_profile(freelist: Freelist, profile: bool, now_ms: u64) -> Heap {
+        let mut h = Heap::new(freelist);
         if profile {
             let mut p = Profile::new();
             p.now_ms = now_ms;
@@ -140,7 +149,7 @@ impl Heap {
             shadowed: self.shadowed.clone(),
             freed: self.freed.clone(),
             freed_bytes: self.freed_bytes,
-            freelist_vol: self.freelist_vol,
+            freelist: self.freelist,
             allocs: self.allocs,
             frees: self.frees,
             bytes_allocated: self.bytes_allocated,
@@ -285,7 +294,10 @@ impl Heap {
             free_stack: stack,
             free_func: func,
         });
-        while self.freed_bytes > self.freelist_vol && self.freed.len() > 1 {
+        while (self.freed_bytes > self.freelist.vol
+            || self.freed.len() as u64 > self.freelist.blocks)
+            && self.freed.len() > 1
+        {
             let old = self.freed.pop_front().expect("non-empty");
             self.freed_bytes -= old.block.size;
         }
@@ -412,7 +424,10 @@ mod tests {
 
     #[test]
     fn free_before_alloc_from_another_thread_matches_by_seq() {
-        let mut h = Heap::new(1 << 20);
+        let mut h = Heap::new(Freelist {
+            vol: 1 << 20,
+            blocks: 1 << 20,
+        });
         // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
         h.free(0x1000, 5, Func::Free, 2, 2);
         h.alloc(blk(0x1000, 3, Func::Malloc), 1);
@@ -425,7 +440,10 @@ mod tests {
 
     #[test]
     fn reuse_read_before_free_keeps_the_newer_block() {
-        let mut h = Heap::new(1 << 20);
+        let mut h = Heap::new(Freelist {
+            vol: 1 << 20,
+            blocks: 1 << 20,
+        });
         h.alloc(blk(0x1000, 1, Func::Malloc), 1);
         h.alloc(blk(0x1000, 4, Func::Malloc), 1); // reuse read before the free (seq 2)
         h.free(0x1000, 2, Func::Free, 2, 2);
@@ -436,7 +454,10 @@ mod tests {
 
     #[test]
     fn mismatch_and_double_free_are_reported_once_per_stack() {
-        let mut h = Heap::new(1 << 20);
+        let mut h = Heap::new(Freelist {
+            vol: 1 << 20,
+            blocks: 1 << 20,
+        });
         h.alloc(blk(0x1000, 1, Func::NewArray), 1);
         h.free(0x1000, 2, Func::Delete, 9, 1);
         assert_eq!(h.errors().len(), 1);

@@ -23,7 +23,7 @@ pub use trace::{decode_all, encode_all, TraceFileError};
 pub use signals::{die_by_signal, ignore_terminal_signals};
 
 pub use error::TraceError;
-pub use heap::{AddrDescription, BlockInfo, ErrorKind, HeapError, HeapTotals, LiveBlock};
+pub use heap::{AddrDescription, BlockInfo, ErrorKind, Freelist, HeapError, HeapTotals, LiveBlock};
 pub use leak::{ClassifiedBlock, Heuristic, Heuristics, LeakKind};
 pub use maps::{Mapping, Module};
 pub use memcheck_wire::{Family, Func};
@@ -45,8 +45,8 @@ pub struct Options {
     pub depth: u32,
     /// Follow programs started by exec (Valgrind's --trace-children).
     pub trace_children: bool,
-    /// Bytes of freed blocks held back from reuse (Valgrind's --freelist-vol).
-    pub freelist_vol: u64,
+    /// Freed blocks held back from reuse.
+    pub freelist: Freelist,
     /// Interior-pointer heuristics of the leak scan (Valgrind's --leak-check-heuristics).
     pub heuristics: Heuristics,
     /// Keep the allocation profile (per-site totals, peak, heap and RSS over time).

@@ -317,7 +317,7 @@ fn describe_mapping(pid: u32, addr: u64) -> AddrDescription {
 
 /// A new process heap, with a profile if asked for.
 fn new_heap(opts: &Options, now_ms: u64) -> Heap {
-    Heap::with_profile(opts.freelist_vol, opts.profile, now_ms)
+    Heap::with_profile(opts.freelist, opts.profile, now_ms)
 }
 
 pub struct Tracer<'a> {

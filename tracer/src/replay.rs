@@ -2,7 +2,7 @@
 //! process model as during the run, without the processes, so the reports come out the same.
 //! Events are read one at a time: memory is bounded by the blocks live at once.
 
-use crate::heap::{Heap, LiveBlock};
+use crate::heap::{Freelist, Heap, LiveBlock};
 use crate::ptrace::Proc;
 use crate::shm::Record;
 use crate::trace::{Event, TraceReader};
@@ -10,17 +10,17 @@ use crate::{RunResult, TraceError, TraceFileError};
 use memcheck_wire::Func;
 use std::path::Path;
 
-fn new_proc(pid: u32, ppid: u32, profile: bool, freelist_vol: u64, now: u64) -> Proc {
-    let mut p = Proc::new(pid, ppid, Heap::with_profile(freelist_vol, profile, now));
+fn new_proc(pid: u32, ppid: u32, profile: bool, freelist: Freelist, now: u64) -> Proc {
+    let mut p = Proc::new(pid, ppid, Heap::with_profile(freelist, profile, now));
     p.live = false;
     p
 }
 
 /// Rebuilds the result of the recorded run. `profile`: keep the allocation profile;
-/// `freelist_vol`: as --freelist-vol during the run.
-pub fn replay(path: &Path, profile: bool, freelist_vol: u64) -> Result<RunResult, TraceError> {
+/// `freelist`: as --freelist-vol and --freelist-blocks during the run.
+pub fn replay(path: &Path, profile: bool, freelist: Freelist) -> Result<RunResult, TraceError> {
     let mut r = TraceReader::open(path)?;
-    let vol = freelist_vol;
+    let vol = freelist;
     let mut procs: crate::hash::AddrMap<u32, Proc> = crate::hash::AddrMap::default();
     let mut done = Vec::new();
     let mut now = 0u64;

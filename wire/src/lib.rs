@@ -19,7 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of everything in this crate; the tracer refuses a shim of another version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// First word of the shared memory.
 pub const MAGIC: u64 = 0x4b43_4843_4d45_4d31; // "1MEMCHCK"
 
@@ -54,8 +54,11 @@ pub struct Header {
     pub tracer_pid: AtomicU32,
     /// Frames to capture per stack (after the shim's own frames are skipped).
     pub depth: AtomicU32,
-    /// Bytes of freed blocks each thread holds back from reuse (Valgrind's --freelist-vol).
+    /// Bytes of freed blocks a process holds back from reuse (Valgrind's --freelist-vol),
+    /// shared out among its threads.
     pub freelist_vol: AtomicU64,
+    /// The most freed blocks a process holds back (--freelist-blocks), shared out likewise.
+    pub freelist_blocks: AtomicU64,
     /// Set by the tracer when it stops reading: writers then drop records instead of waiting.
     pub reader_gone: AtomicU32,
     /// Allocation calls that could not be recorded (no free ring for the thread).
