@@ -62,6 +62,8 @@ static READY: AtomicBool = AtomicBool::new(false);
 static REBUILDING: AtomicBool = AtomicBool::new(false);
 /// dl_iterate_phdr's adds + subs counters at the last build.
 static GENERATION: AtomicU64 = AtomicU64::new(u64::MAX);
+/// dl_iterate_phdr's subs counter at the last build.
+static SUBS: AtomicU64 = AtomicU64::new(0);
 static SHIM_LO: AtomicU64 = AtomicU64::new(0);
 static SHIM_HI: AtomicU64 = AtomicU64::new(0);
 
@@ -78,6 +80,8 @@ pub fn ready() -> bool {
 struct Collect {
     modules: Vec<Module<Mapped>>,
     generation: u64,
+    /// The loader's count of unloads.
+    subs: u64,
 }
 
 unsafe extern "C" fn each_object(
@@ -88,6 +92,7 @@ unsafe extern "C" fn each_object(
     // SAFETY: the loader passes a valid info for the duration of the call; data is our Collect.
     let (info, out) = unsafe { (&*info, &mut *(data as *mut Collect)) };
     out.generation = info.dlpi_adds.wrapping_add(info.dlpi_subs);
+    out.subs = info.dlpi_subs;
     let bias = info.dlpi_addr;
     // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
     let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
@@ -184,6 +189,7 @@ pub fn rebuild() {
     let mut c = Collect {
         modules: Vec::new(),
         generation: 0,
+        subs: 0,
     };
     // SAFETY: the callback only reads loader-provided data and pushes to `c`.
     unsafe {
@@ -205,12 +211,19 @@ pub fn rebuild() {
         unw.add_module(m);
     }
     GENERATION.store(c.generation, Ordering::Relaxed);
+    // Only modules added since the last build (a dlopen): the code at every address the rules
+    // know is unchanged, and the table goes on (a new one would cost its memory and relearning
+    // every rule). After an unload, an address may now hold other code: a new table.
+    let old = UNWINDER.load(Ordering::Acquire);
+    let rules = if !old.is_null() && SUBS.load(Ordering::Relaxed) == c.subs {
+        // SAFETY: builds are never freed.
+        unsafe { (*old).rules.share() }
+    } else {
+        Rules::new()
+    };
+    SUBS.store(c.subs, Ordering::Relaxed);
     UNWINDER.store(
-        Box::into_raw(Box::new(Built {
-            unw,
-            rules: Rules::new(),
-            ranges,
-        })),
+        Box::into_raw(Box::new(Built { unw, rules, ranges })),
         Ordering::Release,
     );
     REBUILDING.store(false, Ordering::Release);

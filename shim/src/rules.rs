@@ -15,7 +15,8 @@
 //!
 //! Entries are two words, the return address and the encoded rule; the rule word carries a tag
 //! of its address, so a reader that races with a writer replacing the entry sees a mismatch
-//! instead of another address's rule. The table belongs to one build of the module list.
+//! instead of another address's rule. A table serves the builds of the module list from one
+//! unload (dlclose) to the next.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
@@ -118,6 +119,11 @@ impl Rules {
         Rules {
             table: p as *const AtomicU64,
         }
+    }
+
+    /// The same table, for the next build of a module list that only grew.
+    pub fn share(&self) -> Rules {
+        Rules { table: self.table }
     }
 
     /// The learned rule of return address `ra`, if any.
