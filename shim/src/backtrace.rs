@@ -463,6 +463,43 @@ fn unwind_with_tail(
                 j += 1;
             }
             on_tail = j < last.n && last.sp[j] == sp && last.ip[j] == ip && last.bp[j] == bp;
+            if on_tail {
+                // The rest of the last stack at once, if every word its steps read is
+                // unchanged (the common case): one pass over the words, then block copies.
+                let m = (last.n - j).min(depth - n);
+                // Steps to check: from each frame taken but the deepest; from that one too if
+                // the last stack ended after it and this one has room for more.
+                let steps = if j + m == last.n && n + m < depth && last.ended {
+                    m
+                } else {
+                    m - 1
+                };
+                let w0 = last.start[j] as usize;
+                let words = &last.words[w0..last.start[j + steps] as usize];
+                if nw + words.len() <= MAX_WORDS && words.iter().all(|&(a, v)| read(a) == Ok(v)) {
+                    frames[n..n + m].copy_from_slice(&last.ip[j..j + m]);
+                    next.ip[n..n + m].copy_from_slice(&last.ip[j..j + m]);
+                    next.sp[n..n + m].copy_from_slice(&last.sp[j..j + m]);
+                    next.bp[n..n + m].copy_from_slice(&last.bp[j..j + m]);
+                    next.words[nw..nw + words.len()].copy_from_slice(words);
+                    for k in 1..=steps {
+                        next.start[n + k] = (last.start[j + k] as usize - w0 + nw) as u16;
+                    }
+                    nw += words.len();
+                    n += m;
+                    if n == depth || steps == m {
+                        next.ended = steps == m;
+                        break;
+                    }
+                    // The last stack stopped at its depth limit and this capture goes deeper:
+                    // unwind on from its deepest frame.
+                    n -= 1;
+                    (ip, sp, bp) = (last.ip[j + m - 1], last.sp[j + m - 1], last.bp[j + m - 1]);
+                    on_tail = false;
+                    j = last.n;
+                    continue;
+                }
+            }
         }
         frames[n] = ip;
         next.ip[n] = ip;
