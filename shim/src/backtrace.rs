@@ -591,8 +591,9 @@ fn step(
     (ip, sp, bp): (u64, u64, u64),
     read: &mut impl FnMut(u64) -> Result<u64, ()>,
 ) -> Result<Option<(u64, u64, u64)>, ()> {
-    let rule = match built.rules.get(ip) {
-        Some(rule) => rule,
+    let rule = match built.rules.get_word(ip) {
+        Some(w) if !rules::is_framehop(w) => return rules::step_word(w, (ip, sp, bp), read),
+        Some(_) => Rule::Framehop,
         None => {
             let known = built.ranges.iter().any(|&(a, b)| a <= ip && ip < b);
             built.rules.learn(&built.unw, cache, ip, known)

@@ -76,7 +76,8 @@ fn encode(r: Rule) -> u64 {
         Rule::RestoreBp { off, bp_at } => {
             KIND_RESTORE_BP | (off as u64 / 8) << 8 | ((bp_at / 8) as i16 as u16 as u64) << 24
         }
-        Rule::FramePointer => KIND_FRAME_POINTER,
+        // The CFA is bp + 16, and bp is restored from bp + 0.
+        Rule::FramePointer => KIND_FRAME_POINTER | 2 << 8,
         Rule::End => KIND_END,
         Rule::Framehop => KIND_FRAMEHOP,
     }
@@ -126,9 +127,9 @@ impl Rules {
         Rules { table: self.table }
     }
 
-    /// The learned rule of return address `ra`, if any.
+    /// The learned rule of return address `ra` as stored (see `step_word`), if any.
     #[inline(always)]
-    pub fn get(&self, ra: u64) -> Option<Rule> {
+    pub fn get_word(&self, ra: u64) -> Option<u64> {
         if self.table.is_null() {
             return None;
         }
@@ -140,7 +141,7 @@ impl Rules {
             if key == ra {
                 let v = v.load(Ordering::Acquire);
                 return if v & !((1 << 40) - 1) == tag(ra) {
-                    decode(v)
+                    Some(v & ((1 << 40) - 1))
                 } else {
                     None
                 };
@@ -241,6 +242,48 @@ fn probe(
         };
     }
     Rule::Framehop
+}
+
+/// Whether a stored rule leaves the step to framehop.
+#[inline(always)]
+pub fn is_framehop(w: u64) -> bool {
+    w & 0xff == KIND_FRAMEHOP
+}
+
+/// `step` with the rule as the table stores it, decoded on the way: the three usual rules are
+/// one computation (the CFA is sp or bp plus an offset; bp is kept or read at the CFA's base
+/// plus an offset) instead of a jump on the rule's kind, which the branch predictor misses
+/// whenever consecutive frames have different kinds of rule.
+#[inline(always)]
+pub fn step_word(
+    w: u64,
+    (ip, sp, bp): (u64, u64, u64),
+    read: &mut impl FnMut(u64) -> Result<u64, ()>,
+) -> Result<Option<(u64, u64, u64)>, ()> {
+    let kind = w & 0xff;
+    if !(KIND_OFFSET_SP..=KIND_FRAME_POINTER).contains(&kind) {
+        return step(decode(w).ok_or(())?, (ip, sp, bp), read);
+    }
+    let fp = kind == KIND_FRAME_POINTER;
+    if fp && bp == 0 {
+        return Ok(None);
+    }
+    let base = if fp { bp } else { sp };
+    let new_sp = base.checked_add(((w >> 8) & 0xffff) * 8).ok_or(())?;
+    if new_sp <= sp {
+        return Err(());
+    }
+    let new_bp = if kind == KIND_OFFSET_SP {
+        bp
+    } else {
+        let bp_at = ((w >> 24) & 0xffff) as u16 as i16 as i64 * 8;
+        read(base.checked_add_signed(bp_at).ok_or(())?)?
+    };
+    let ra = read(new_sp - 8)?;
+    if ra == 0 {
+        return Ok(None);
+    }
+    Ok(Some((ra, new_sp, new_bp)))
 }
 
 /// Steps over one frame with a learned rule, as framehop's rule would: from the frame's
