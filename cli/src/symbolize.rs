@@ -10,6 +10,9 @@ use object::{Object, ObjectSegment};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// A symbolised frame, shared by every stack it appears in.
+pub type FrameRef = std::sync::Arc<Frame>;
+
 /// One symbolised frame. Inlined frames share the `ip` of the frame they were inlined into.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Frame {

@@ -6,7 +6,7 @@
 
 use super::profile::{flamegraph, top_sites};
 use super::text::loss_record_text;
-use super::{fmt_num, Frame, Process, Report};
+use super::{fmt_num, FrameRef, Process, Report};
 use crate::args::{Config, Metric};
 use plotters::prelude::*;
 use quick_xml::escape::escape;
@@ -28,7 +28,7 @@ fn e(s: &str) -> String {
     escape(s).into_owned()
 }
 
-fn stack_pre(frames: &[Frame]) -> String {
+fn stack_pre(frames: &[FrameRef]) -> String {
     let lines: Vec<String> = frames
         .iter()
         .enumerate()
@@ -38,7 +38,7 @@ fn stack_pre(frames: &[Frame]) -> String {
 }
 
 /// A short name for a site: the first frame that is not the allocator.
-fn site_name(frames: &[Frame]) -> String {
+fn site_name(frames: &[FrameRef]) -> String {
     let f = frames.get(1).or_else(|| frames.first());
     f.map(|f| match (&f.function, &f.file, f.line) {
         (Some(n), Some(file), Some(l)) => format!("{n} ({file}:{l})"),

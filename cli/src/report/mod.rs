@@ -11,8 +11,8 @@ pub mod text;
 pub mod xml;
 
 use crate::args::Config;
-pub use crate::symbolize::Frame;
 use crate::symbolize::Symbolizer;
+pub use crate::symbolize::{Frame, FrameRef};
 use memcheck_tracer::{
     AddrDescription, ErrorKind, ExitStatus, LeakKind, Module, ProcessReport, RunResult,
 };
@@ -119,7 +119,7 @@ pub struct SiteOut {
     pub temporary: u64,
     pub peak_bytes: u64,
     pub leaked_bytes: u64,
-    pub stack: Vec<Frame>,
+    pub stack: Vec<FrameRef>,
 }
 
 #[derive(Serialize, Debug, Clone, Copy)]
@@ -187,7 +187,7 @@ pub struct Error {
     pub tid: u32,
     #[serde(serialize_with = "hex")]
     pub address: u64,
-    pub stack: Vec<Frame>,
+    pub stack: Vec<FrameRef>,
     pub address_description: AddressDescription,
     /// With --gen-suppressions: the suppression that matches this error.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,8 +204,8 @@ pub struct AddressDescription {
     pub block_address: Option<u64>,
     pub block_size: Option<u64>,
     pub offset: Option<u64>,
-    pub alloc_stack: Vec<Frame>,
-    pub free_stack: Vec<Frame>,
+    pub alloc_stack: Vec<FrameRef>,
+    pub free_stack: Vec<FrameRef>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -223,7 +223,7 @@ pub struct LossRecord {
     pub indirect_bytes: u64,
     pub blocks: u64,
     pub indirect_blocks: u64,
-    pub stack: Vec<Frame>,
+    pub stack: Vec<FrameRef>,
     /// With --gen-suppressions: the suppression that matches this loss record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
@@ -245,7 +245,10 @@ struct Stacks<'a> {
     proc: &'a ProcessReport,
     shim: &'a Path,
     num_callers: usize,
-    cache: HashMap<(u32, u32), Vec<Frame>>,
+    cache: HashMap<(u32, u32), Vec<FrameRef>>,
+    /// The frames (inlined ones first) of each return address symbolised so far: a stack
+    /// shares them with every other stack through that address.
+    by_ip: HashMap<u64, Vec<FrameRef>>,
 }
 
 /// Valgrind stops a stack at the frame below main.
@@ -258,12 +261,12 @@ fn below_main(f: &Frame) -> bool {
 
 impl Stacks<'_> {
     /// The stack of a call to `func` (its interposer first), up to --num-callers addresses.
-    fn get(&mut self, id: u32, func: memcheck_tracer::Func) -> Vec<Frame> {
+    fn get(&mut self, id: u32, func: memcheck_tracer::Func) -> Vec<FrameRef> {
         self.get_deep(id, func, self.num_callers)
     }
 
     /// The stack with up to `limit` addresses (the profile shows the whole captured stack).
-    fn get_deep(&mut self, id: u32, func: memcheck_tracer::Func, limit: usize) -> Vec<Frame> {
+    fn get_deep(&mut self, id: u32, func: memcheck_tracer::Func, limit: usize) -> Vec<FrameRef> {
         let key = (id, func as u32 | (limit as u32) << 16);
         if let Some(v) = self.cache.get(&key) {
             return v.clone();
@@ -273,28 +276,39 @@ impl Stacks<'_> {
             .sym
             .export_address(modules, self.shim, func.symbol())
             .unwrap_or(0);
-        let mut out = vec![Frame {
+        let mut out = vec![FrameRef::new(Frame {
             ip: entry,
             function: Some(func.display_name().to_string()),
             mangled: Some(func.symbol().to_string()),
             object: Some(self.shim.display().to_string()),
             ..Default::default()
-        }];
-        let ips = self.proc.stacks.get(&id).cloned().unwrap_or_default();
-        for ip in ips.into_iter().take(limit.saturating_sub(1)) {
+        })];
+        let empty = Vec::new();
+        let ips = self.proc.stacks.get(&id).unwrap_or(&empty);
+        for &ip in ips.iter().take(limit.saturating_sub(1)) {
+            let frames = self.by_ip.entry(ip).or_insert_with(|| {
+                self.sym
+                    .frames(modules, ip, true)
+                    .into_iter()
+                    .map(FrameRef::new)
+                    .collect()
+            });
             // Like Valgrind (--show-below-main=no), the stack ends at main, or at the first
             // frame below it when main is not on the stack.
-            let frames = self.sym.frames(modules, ip, true);
             let at_main = frames.iter().any(|f| f.function.as_deref() == Some("main"));
-            let below = frames.iter().any(below_main);
+            let below = frames.iter().any(|f| below_main(f));
             if below && out.iter().any(|f| f.function.as_deref() == Some("main")) {
                 break;
             }
-            for mut f in frames {
-                if below_main(&f) {
-                    f.function = Some("(below main)".to_string());
+            for f in frames.iter() {
+                if below_main(f) {
+                    out.push(FrameRef::new(Frame {
+                        function: Some("(below main)".to_string()),
+                        ..Frame::clone(f)
+                    }));
+                } else {
+                    out.push(f.clone());
                 }
-                out.push(f);
             }
             if at_main || below {
                 break;
@@ -420,6 +434,7 @@ fn build_process(
         shim: own_shim.unwrap_or(shim),
         num_callers: cfg.num_callers as usize,
         cache: HashMap::new(),
+        by_ip: HashMap::new(),
     };
     let mut summary = ErrorSummary::default();
     let mut suppcounts: Vec<SuppCount> = Vec::new();

@@ -3,7 +3,7 @@
 //! and `--flamegraph` (an SVG drawn by `inferno`). The counts of the folded stacks sum exactly
 //! to the run's total for the chosen metric.
 
-use super::{fmt_num, Frame, Process, Report, SiteOut};
+use super::{fmt_num, Frame, FrameRef, Process, Report, SiteOut};
 use crate::args::{Config, Metric};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -60,7 +60,7 @@ fn fold_into(
         let names = prefix
             .map(str::to_string)
             .into_iter()
-            .chain(s.stack.iter().rev().map(frame_name));
+            .chain(s.stack.iter().rev().map(|f| frame_name(f)));
         let key = names.collect::<Vec<_>>().join(";");
         *merged.entry(key).or_default() += v;
     }
@@ -125,7 +125,7 @@ pub fn flamegraph(lines: &[String], metric: Metric, w: &mut dyn Write) -> io::Re
         .map_err(io::Error::other)
 }
 
-fn stack(w: &mut dyn Write, pfx: &str, frames: &[Frame]) -> io::Result<()> {
+fn stack(w: &mut dyn Write, pfx: &str, frames: &[FrameRef]) -> io::Result<()> {
     for (i, f) in frames.iter().enumerate() {
         let loc = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(" ({file}:{line})"),

@@ -3,7 +3,7 @@
 //! directory), and the whole stack as a code flow.
 
 use super::text::loss_record_text;
-use super::{Frame, Report};
+use super::{Frame, FrameRef, Report};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -87,7 +87,7 @@ fn frame_label(f: &Frame) -> String {
         .unwrap_or_else(|| format!("0x{:x}", f.ip))
 }
 
-fn result(rule: &str, message: String, stack: &[Frame], root: &Path, pid: u32) -> Value {
+fn result(rule: &str, message: String, stack: &[FrameRef], root: &Path, pid: u32) -> Value {
     let placed: Vec<(usize, Value, bool)> = stack
         .iter()
         .enumerate()
@@ -122,7 +122,7 @@ fn result(rule: &str, message: String, stack: &[Frame], root: &Path, pid: u32) -
 }
 
 /// A fingerprint that survives a rebuild: the kind and the function names of the stack.
-fn fingerprint(rule: &str, stack: &[Frame]) -> String {
+fn fingerprint(rule: &str, stack: &[FrameRef]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in rule.bytes().chain(stack.iter().flat_map(|f| {
         f.function

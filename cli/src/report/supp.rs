@@ -17,7 +17,7 @@
 //! `file` or `file:line`; `*` and `?` are globs; a `...` line matches any number of frames. The
 //! frame lines match the top of the stack; the stack may go on below them.
 
-use super::Frame;
+use super::{Frame, FrameRef};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -153,7 +153,7 @@ fn frame_matches(p: &FramePat, f: &Frame) -> bool {
     }
 }
 
-fn stack_matches(pats: &[FramePat], frames: &[Frame]) -> bool {
+fn stack_matches(pats: &[FramePat], frames: &[FrameRef]) -> bool {
     match pats.split_first() {
         None => true,
         Some((FramePat::Ellipsis, rest)) => {
@@ -186,7 +186,11 @@ pub fn leak_word(kind: &str) -> &'static str {
 }
 
 /// The first suppression that matches an error or loss record of `kind` with `stack`.
-pub fn find<'a>(supps: &'a [Suppression], kind: &str, stack: &[Frame]) -> Option<&'a Suppression> {
+pub fn find<'a>(
+    supps: &'a [Suppression],
+    kind: &str,
+    stack: &[FrameRef],
+) -> Option<&'a Suppression> {
     let sk = supp_kind(kind);
     supps.iter().find(|s| {
         s.kind == sk
@@ -199,7 +203,7 @@ pub fn find<'a>(supps: &'a [Suppression], kind: &str, stack: &[Frame]) -> Option
 }
 
 /// The frame lines that describe `stack` (fun: where the function is known, else obj:).
-pub fn frame_lines(stack: &[Frame]) -> Vec<(&'static str, String)> {
+pub fn frame_lines(stack: &[FrameRef]) -> Vec<(&'static str, String)> {
     stack
         .iter()
         .map(|f| match (&f.mangled, &f.function, &f.object) {
@@ -212,7 +216,7 @@ pub fn frame_lines(stack: &[Frame]) -> Vec<(&'static str, String)> {
 }
 
 /// The suppression, in .supp syntax, that matches this error or loss record.
-pub fn generate(kind: &str, stack: &[Frame]) -> String {
+pub fn generate(kind: &str, stack: &[FrameRef]) -> String {
     let mut s = String::from("{\n   <insert_a_suppression_name_here>\n");
     s.push_str(&format!("   Memcheck:{}\n", supp_kind(kind)));
     if supp_kind(kind) == "Leak" {
@@ -229,13 +233,13 @@ pub fn generate(kind: &str, stack: &[Frame]) -> String {
 mod tests {
     use super::*;
 
-    fn frame(f: &str, obj: &str) -> Frame {
-        Frame {
+    fn frame(f: &str, obj: &str) -> FrameRef {
+        FrameRef::new(Frame {
             function: Some(f.into()),
             mangled: Some(f.into()),
             object: Some(obj.into()),
             ..Default::default()
-        }
+        })
     }
 
     #[test]

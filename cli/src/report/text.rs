@@ -2,10 +2,10 @@
 
 use super::{fmt_num, Amount, Error, LossRecord, Process};
 use crate::args::{Config, LeakCheck};
-use crate::symbolize::Frame;
+use crate::symbolize::FrameRef;
 use std::io::{self, Write};
 
-fn stack(w: &mut dyn Write, pfx: &str, frames: &[Frame]) -> io::Result<()> {
+fn stack(w: &mut dyn Write, pfx: &str, frames: &[FrameRef]) -> io::Result<()> {
     for (i, f) in frames.iter().enumerate() {
         writeln!(
             w,

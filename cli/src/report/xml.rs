@@ -2,7 +2,7 @@
 //! Valgrind plugin, ctest's memcheck and ValgrindCI read. Text is escaped with `quick-xml`.
 
 use super::text::loss_record_text;
-use super::{Frame, Process};
+use super::{Frame, FrameRef, Process};
 use crate::args::Config;
 use quick_xml::escape::escape;
 use std::io::{self, Write};
@@ -27,7 +27,7 @@ fn frame(w: &mut dyn Write, f: &Frame) -> io::Result<()> {
     writeln!(w, "    </frame>")
 }
 
-fn stack(w: &mut dyn Write, frames: &[Frame]) -> io::Result<()> {
+fn stack(w: &mut dyn Write, frames: &[FrameRef]) -> io::Result<()> {
     writeln!(w, "  <stack>")?;
     for f in frames {
         frame(w, f)?;
