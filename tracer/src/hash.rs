@@ -26,3 +26,5 @@ impl Hasher for AddrHasher {
 }
 
 pub type AddrMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+
+pub type AddrSet = std::collections::HashSet<u64, BuildHasherDefault<AddrHasher>>;
