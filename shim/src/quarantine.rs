@@ -4,7 +4,8 @@
 //!
 //! Each thread keeps its own FIFO (no shared lock). The limits are per process, as under
 //! Valgrind: `--freelist-vol` bytes and `--freelist-blocks` blocks, shared out equally among
-//! the threads that hold blocks.
+//! the threads that hold blocks. A thread comes down to a smaller share (other threads started
+//! freeing) at its next free: an idle thread keeps its older, larger share until then.
 //!
 //! The count limit is what keeps the quarantine cheap. Every block held back is one the
 //! program's next allocations do not get: they get blocks freed long ago instead, out of the
@@ -73,25 +74,29 @@ impl Quarantine {
     /// while this thread's share of the process limits (`vol` bytes, `blocks` blocks) is
     /// exceeded.
     pub fn push(&mut self, base: *mut c_void, bytes: usize, vol: usize, blocks: usize) {
-        if !self.registered {
-            self.registered = true;
-            HOLDERS.fetch_add(1, Ordering::Relaxed);
-        }
         if self.entries.is_null() {
             let slots = blocks.clamp(1, MAX_SLOTS).next_power_of_two();
             // SAFETY: plain glibc allocation of the ring.
             self.entries = unsafe { real::__libc_malloc(slots * 16) } as *mut (usize, usize);
+            if self.entries.is_null() {
+                // SAFETY: base is a live glibc block owned by the caller.
+                unsafe { real::__libc_free(base) };
+                return;
+            }
             self.mask = slots - 1;
+            self.registered = true;
+            HOLDERS.fetch_add(1, Ordering::Relaxed);
         }
         let holders = HOLDERS.load(Ordering::Relaxed).max(1);
         let (vol, blocks) = (vol / holders, (blocks / holders).min(self.mask + 1));
-        if bytes > vol || blocks == 0 || self.entries.is_null() {
+        // Down to this thread's share, which shrinks as other threads start freeing.
+        while self.len > 0 && (self.len >= blocks || self.bytes + bytes > vol) {
+            self.pop();
+        }
+        if bytes > vol || blocks == 0 {
             // SAFETY: base is a live glibc block owned by the caller.
             unsafe { real::__libc_free(base) };
             return;
-        }
-        while self.len >= blocks || (self.len > 0 && self.bytes + bytes > vol) {
-            self.pop();
         }
         // SAFETY: the index is within the ring.
         unsafe { *self.entries.add((self.head + self.len) & self.mask) = (base as usize, bytes) };
@@ -117,7 +122,8 @@ impl Quarantine {
         unsafe { real::__libc_free(base as *mut c_void) };
     }
 
-    /// Releases every held block (thread exit) and leaves the limits to the other threads.
+    /// Releases every held block and the ring (thread exit), and leaves the limits to the
+    /// other threads.
     pub fn flush(&mut self) {
         while self.len > 0 {
             self.pop();
@@ -125,6 +131,12 @@ impl Quarantine {
         if self.registered {
             self.registered = false;
             HOLDERS.fetch_sub(1, Ordering::Relaxed);
+        }
+        if !self.entries.is_null() {
+            // SAFETY: the ring was allocated by push and nothing is held in it any more.
+            unsafe { real::__libc_free(self.entries as *mut c_void) };
+            self.entries = core::ptr::null_mut();
+            self.head = 0;
         }
     }
 }
