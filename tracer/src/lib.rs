@@ -143,7 +143,14 @@ pub use shm::Stats as TransportStats;
 /// Runs the program to completion under the tracer.
 pub fn run(opts: &Options) -> Result<RunResult, TraceError> {
     let trace = match &opts.record {
-        Some(p) => Some(trace::TraceWriter::create(p).map_err(TraceError::Record)?),
+        Some(p) => {
+            let mut w = trace::TraceWriter::create(p).map_err(TraceError::Record)?;
+            w.write(&trace::Event::Settings {
+                freelist: opts.freelist,
+            })
+            .map_err(TraceError::Record)?;
+            Some(w)
+        }
         None => None,
     };
     let shm = shm::Shm::create(opts)?;

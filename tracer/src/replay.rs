@@ -17,10 +17,11 @@ fn new_proc(pid: u32, ppid: u32, profile: bool, freelist: Freelist, now: u64) ->
 }
 
 /// Rebuilds the result of the recorded run. `profile`: keep the allocation profile;
-/// `freelist`: as --freelist-vol and --freelist-blocks during the run.
+/// `freelist`: as --freelist-vol and --freelist-blocks during the run, for traces that do not
+/// say (written by a memcheck before trace version 2).
 pub fn replay(path: &Path, profile: bool, freelist: Freelist) -> Result<RunResult, TraceError> {
     let mut r = TraceReader::open(path)?;
-    let vol = freelist;
+    let mut vol = freelist;
     let mut procs: crate::hash::AddrMap<u32, Proc> = crate::hash::AddrMap::default();
     let mut done = Vec::new();
     let mut now = 0u64;
@@ -30,6 +31,7 @@ pub fn replay(path: &Path, profile: bool, freelist: Freelist) -> Result<RunResul
             return Err(TraceFileError::Truncated(path.display().to_string()).into());
         };
         match ev {
+            Event::Settings { freelist } => vol = freelist,
             Event::Time(ms) => {
                 now = ms;
                 for p in procs.values_mut() {

@@ -7,9 +7,9 @@
 //! ```
 //! Integers are LEB128 varints; an allocation's order key and address are deltas from the
 //! previous record of the same thread (zigzag), which makes the stream compress well. Events:
-//! the clock (ms), a new process image, a fork, ring records, where a bad free pointed (the
-//! /proc lookup made during the run), RSS samples, a process's exit with its leak
-//! classification and modules, the end.
+//! the run's freelist settings (from version 2), the clock (ms), a new process image, a fork,
+//! ring records, where a bad free pointed (the /proc lookup made during the run), RSS samples,
+//! a process's exit with its leak classification and modules, the end.
 
 use crate::heap::AddrDescription;
 use crate::leak::{Heuristic, LeakKind};
@@ -21,7 +21,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 7] = b"MCTRACE";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// Oldest version this memcheck reads (version 1 lacks `Event::Settings`).
+const OLDEST: u8 = 1;
 
 /// The classification of one block still allocated at exit: (address, kind, heuristic,
 /// indirect bytes, indirect blocks).
@@ -77,6 +79,10 @@ pub enum Event {
         root: u32,
         status: ExitStatus,
         transport: crate::TransportStats,
+    },
+    /// The run's settings that change what the records mean (first event).
+    Settings {
+        freelist: crate::Freelist,
     },
 }
 
@@ -398,6 +404,11 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
                 }
             }
         }
+        Event::Settings { freelist } => {
+            out.push(13);
+            put(out, freelist.vol);
+            put(out, freelist.blocks);
+        }
         Event::End {
             root,
             status,
@@ -455,7 +466,7 @@ impl TraceReader {
         if &head[..7] != MAGIC {
             return Err(TraceFileError::NotATrace(r.name.clone()));
         }
-        if head[7] != VERSION {
+        if !(OLDEST..=VERSION).contains(&head[7]) {
             return Err(TraceFileError::Version(r.name.clone(), head[7]));
         }
         Ok(r)
@@ -723,6 +734,12 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
                 modules,
             }
         }
+        13 => Event::Settings {
+            freelist: crate::Freelist {
+                vol: get(r)?,
+                blocks: get(r)?,
+            },
+        },
         11 => {
             let root = get32(r)?;
             let status = get_status(r)?.ok_or_else(|| bad("end status"))?;
@@ -769,6 +786,12 @@ mod tests {
 
     fn sample_events() -> Vec<Event> {
         vec![
+            Event::Settings {
+                freelist: crate::Freelist {
+                    vol: 20_000_000,
+                    blocks: 4096,
+                },
+            },
             Event::Time(5),
             Event::Proc {
                 pid: 10,
