@@ -650,6 +650,25 @@ fn blocks_reachable_only_through_interior_pointers() {
 }
 
 #[test]
+fn blocks_whose_last_word_glibc_would_lend_to_the_next_chunk() {
+    compare(Case {
+        name: "vg_chunk_tail",
+        args: vec![],
+        extra: &[],
+        sources: &["vg_chunk_tail.c"],
+        code: 0,
+        processes: 1,
+        expect: &[
+            (POS, "vg_chunk_tail", "VG_TAIL_TAIL"),
+            (DEF, "vg_chunk_tail", "VG_TAIL_LOST"),
+            (DEF, "vg_chunk_tail", "VG_TAIL_PAIR_A"),
+            (DEF, "vg_chunk_tail", "VG_TAIL_PAIR_B"),
+            (DEF, "vg_chunk_tail", "VG_TAIL_LAST"),
+        ],
+    });
+}
+
+#[test]
 fn blocks_held_by_globals() {
     compare(Case {
         name: "vg_globals",

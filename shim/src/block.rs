@@ -66,6 +66,12 @@ impl Block {
     }
 }
 
+/// Bytes asked of glibc beyond the block. glibc lets a chunk in use keep its last 8 bytes in
+/// the next chunk's header (its `prev_size` field), so without them the address of that header
+/// would lie inside the block, and glibc's pointers to it (its top chunk, its free lists) would
+/// count as interior pointers into the block for the leak scan.
+const TAIL: usize = 8;
+
 /// Allocates `size` bytes aligned to `align` (a power of two) behind a header.
 #[inline]
 pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) -> *mut c_void {
@@ -74,7 +80,7 @@ pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) 
     } else {
         (align, align.trailing_zeros() as u64)
     };
-    let Some(total) = size.checked_add(offset) else {
+    let Some(total) = size.checked_add(offset + TAIL) else {
         return core::ptr::null_mut();
     };
     let base = real::alloc(total, if offset == HEADER { 16 } else { align }, zero);

@@ -119,19 +119,6 @@ struct Scan<'a> {
 
 const PAGE_SHIFT: u32 = 20;
 
-/// Where glibc's header of the chunk after block `b` is. A block's last 8 bytes can be the
-/// first field of that header (glibc lends a chunk in use the next chunk's `prev_size`), so the
-/// address lies inside the block, and glibc's free lists, left behind in memory the program
-/// got back uninitialised, point there: taken for interior pointers, they made blocks look
-/// possibly or indirectly lost (seen: 1000-byte blocks of one thread "reached" from another's
-/// uninitialised block at offset 992). The shim asks glibc for the block plus its 16-byte
-/// header; glibc's chunk is 16 bytes more and rounded up to 16 (32 at least), the block
-/// starting 32 bytes into it.
-fn next_chunk_header(b: &LiveBlock) -> u64 {
-    let chunk = (b.size + 16 + 8 + 15).max(32) & !15;
-    b.addr.wrapping_sub(32).wrapping_add(chunk)
-}
-
 fn block_pages(blocks: &[&LiveBlock]) -> crate::hash::AddrSet {
     let mut pages = crate::hash::AddrSet::default();
     for b in blocks {
@@ -156,7 +143,7 @@ impl<'a> Scan<'a> {
         let b = self.blocks[i];
         if v == b.addr {
             Some((i, true))
-        } else if v < b.addr + b.size && v != next_chunk_header(b) {
+        } else if v < b.addr + b.size {
             Some((i, false))
         } else {
             None
@@ -407,34 +394,4 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The formula against glibc itself: for blocks as the shim allocates them (the size plus
-    /// a 16-byte header), the header of the next chunk is where glibc's size field says.
-    #[test]
-    fn next_chunk_header_is_where_glibc_puts_it() {
-        for size in 0..3000u64 {
-            // SAFETY: a plain allocation, read at the chunk's size field (8 bytes below the
-            // pointer glibc returns), then freed.
-            unsafe {
-                let base = libc::malloc(size as usize + 16) as *mut u8;
-                assert!(!base.is_null());
-                let chunk_size = *(base.sub(8) as *const u64) & !7;
-                let next = base as u64 - 16 + chunk_size;
-                let block = LiveBlock {
-                    addr: base as u64 + 16,
-                    size,
-                    stack: 0,
-                    func: memcheck_wire::Func::Malloc,
-                    seq: 0,
-                };
-                assert_eq!(next_chunk_header(&block), next, "size {size}");
-                libc::free(base as *mut libc::c_void);
-            }
-        }
-    }
 }
