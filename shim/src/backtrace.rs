@@ -7,7 +7,7 @@
 //! moved) makes a new one and swaps it in; the old one is leaked, because another thread may
 //! still be unwinding with it.
 
-use crate::rules::{self, Rule, Rules};
+use crate::rules::{self, Rules};
 use crate::tail::{Tail, MAX_WORDS};
 use crate::tls::ThreadState;
 use core::ops::Deref;
@@ -591,16 +591,12 @@ fn step(
     (ip, sp, bp): (u64, u64, u64),
     read: &mut impl FnMut(u64) -> Result<u64, ()>,
 ) -> Result<Option<(u64, u64, u64)>, ()> {
-    let rule = match built.rules.get_word(ip) {
-        Some(w) if !rules::is_framehop(w) => return rules::step_word(w, (ip, sp, bp), read),
-        Some(_) => Rule::Framehop,
-        None => {
-            let known = built.ranges.iter().any(|&(a, b)| a <= ip && ip < b);
-            built.rules.learn(&built.unw, cache, ip, known)
-        }
-    };
-    if rule != Rule::Framehop {
-        return rules::step(rule, (ip, sp, bp), read);
+    let rule = built.rules.get_word(ip).unwrap_or_else(|| {
+        let known = built.ranges.iter().any(|&(a, b)| a <= ip && ip < b);
+        built.rules.learn(&built.unw, cache, ip, known)
+    });
+    if !rules::is_framehop(rule) {
+        return rules::step_word(rule, (ip, sp, bp), read);
     }
     let Some(fa) = FrameAddress::from_return_address(ip) else {
         return Ok(None);

@@ -37,7 +37,7 @@ const SYNTH: u64 = 0x5a5a_0000_0000_0000;
 
 /// A decoded rule.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Rule {
+enum Rule {
     /// sp += off; bp kept.
     OffsetSp {
         off: u32,
@@ -81,22 +81,6 @@ fn encode(r: Rule) -> u64 {
         Rule::End => KIND_END,
         Rule::Framehop => KIND_FRAMEHOP,
     }
-}
-
-fn decode(v: u64) -> Option<Rule> {
-    Some(match v & 0xff {
-        KIND_OFFSET_SP => Rule::OffsetSp {
-            off: ((v >> 8) & 0xffff) as u32 * 8,
-        },
-        KIND_RESTORE_BP => Rule::RestoreBp {
-            off: ((v >> 8) & 0xffff) as u32 * 8,
-            bp_at: ((v >> 24) & 0xffff) as u16 as i16 as i32 * 8,
-        },
-        KIND_FRAME_POINTER => Rule::FramePointer,
-        KIND_END => Rule::End,
-        KIND_FRAMEHOP => Rule::Framehop,
-        _ => return None,
-    })
 }
 
 impl Rules {
@@ -180,9 +164,9 @@ impl Rules {
         }
     }
 
-    /// Learns the rule of return address `ra` from framehop (see the module documentation).
-    /// `known`: `ra` lies in a module of the build (else framehop's answer is a guess that a
-    /// later dlopen may change, and is not kept).
+    /// Learns the rule of return address `ra` from framehop (see the module documentation) and
+    /// returns it as stored (see `step_word`). `known`: `ra` lies in a module of the build (else
+    /// framehop's answer is a guess that a later dlopen may change, and is not kept).
     #[cold]
     pub fn learn(
         &self,
@@ -190,14 +174,14 @@ impl Rules {
         cache: &mut CacheX86_64<MustNotAllocateDuringUnwind>,
         ra: u64,
         known: bool,
-    ) -> Rule {
+    ) -> u64 {
         let a = probe(unw, cache, ra, 0x1000_0000_0000, 0x2000_0000_0000);
         let b = probe(unw, cache, ra, 0x3000_0000_1000, 0x4000_0000_2000);
         let r = if a == b { a } else { Rule::Framehop };
         if known {
             self.put(ra, r);
         }
-        r
+        encode(r)
     }
 }
 
@@ -250,19 +234,24 @@ pub fn is_framehop(w: u64) -> bool {
     w & 0xff == KIND_FRAMEHOP
 }
 
-/// `step` with the rule as the table stores it, decoded on the way: the three usual rules are
-/// one computation (the CFA is sp or bp plus an offset; bp is kept or read at the CFA's base
+/// Steps over one frame with a learned rule (as the table stores it), as framehop's rule would:
+/// from the frame's (ip, sp, bp) to its caller's; `Ok(None)` at the end of the stack, `Err` for
+/// a rule left to framehop. The rule is decoded on the way: the three usual rules are one
+/// computation (the CFA is sp or bp plus an offset; bp is kept or read at the CFA's base
 /// plus an offset) instead of a jump on the rule's kind, which the branch predictor misses
 /// whenever consecutive frames have different kinds of rule.
 #[inline(always)]
 pub fn step_word(
     w: u64,
-    (ip, sp, bp): (u64, u64, u64),
+    (_, sp, bp): (u64, u64, u64),
     read: &mut impl FnMut(u64) -> Result<u64, ()>,
 ) -> Result<Option<(u64, u64, u64)>, ()> {
     let kind = w & 0xff;
+    if kind == KIND_END {
+        return Ok(None);
+    }
     if !(KIND_OFFSET_SP..=KIND_FRAME_POINTER).contains(&kind) {
-        return step(decode(w).ok_or(())?, (ip, sp, bp), read);
+        return Err(());
     }
     let fp = kind == KIND_FRAME_POINTER;
     if fp && bp == 0 {
@@ -282,43 +271,6 @@ pub fn step_word(
     let ra = read(new_sp - 8)?;
     if ra == 0 {
         return Ok(None);
-    }
-    Ok(Some((ra, new_sp, new_bp)))
-}
-
-/// Steps over one frame with a learned rule, as framehop's rule would: from the frame's
-/// (ip, sp, bp) to its caller's; `Ok(None)` at the end of the stack.
-#[inline(always)]
-pub fn step(
-    r: Rule,
-    (ip, sp, bp): (u64, u64, u64),
-    read: &mut impl FnMut(u64) -> Result<u64, ()>,
-) -> Result<Option<(u64, u64, u64)>, ()> {
-    let (new_sp, new_bp) = match r {
-        Rule::OffsetSp { off } => (sp.checked_add(off as u64).ok_or(())?, bp),
-        Rule::RestoreBp { off, bp_at } => {
-            let at = sp.checked_add_signed(bp_at as i64).ok_or(())?;
-            (sp.checked_add(off as u64).ok_or(())?, read(at)?)
-        }
-        Rule::FramePointer => {
-            if bp == 0 {
-                return Ok(None);
-            }
-            let new_sp = bp.checked_add(16).ok_or(())?;
-            if new_sp <= sp {
-                return Err(());
-            }
-            (new_sp, read(bp)?)
-        }
-        Rule::End => return Ok(None),
-        Rule::Framehop => return Err(()),
-    };
-    let ra = read(new_sp - 8)?;
-    if ra == 0 {
-        return Ok(None);
-    }
-    if new_sp == sp && ra == ip {
-        return Err(());
     }
     Ok(Some((ra, new_sp, new_bp)))
 }
