@@ -5,17 +5,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn error_in<'a>(p: &'a Value, function: &str) -> &'a Value {
-    let v: Vec<&Value> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| functions(&e["stack"]).iter().any(|f| f == function))
-        .collect();
-    assert_eq!(v.len(), 1, "one error in {function}: {:#?}", p["errors"]);
-    v[0]
-}
-
 #[test]
 fn bad_frees_are_reported_and_survived() {
     let prog = fixture("bad_frees");

@@ -20,6 +20,16 @@ fn live_and_replayed(
     prog: &Path,
     opts: &[&str],
 ) -> (serde_json::Value, serde_json::Value, String, String) {
+    live_and_replayed_with(d, prog, opts, opts)
+}
+
+/// `live_and_replayed` with options `run_opts` for the run and `report_opts` for the report.
+fn live_and_replayed_with(
+    d: &Path,
+    prog: &Path,
+    run_opts: &[&str],
+    report_opts: &[&str],
+) -> (serde_json::Value, serde_json::Value, String, String) {
     let trace = d.join("run.trace");
     let outs = |tag: &str| {
         (
@@ -29,7 +39,7 @@ fn live_and_replayed(
     };
     let (lj, lf) = outs("live");
     let st = Command::new(memcheck_bin())
-        .args(opts)
+        .args(run_opts)
         .arg(format!("--record={}", trace.display()))
         .arg(format!("--json={}", lj.display()))
         .arg(format!("--folded={}", lf.display()))
@@ -44,7 +54,7 @@ fn live_and_replayed(
     let rep = Command::new(memcheck_bin())
         .arg("report")
         .arg(&trace)
-        .args(opts)
+        .args(report_opts)
         .arg(format!("--json={}", rj.display()))
         .arg(format!("--folded={}", rf.display()))
         .output()
@@ -102,43 +112,11 @@ fn a_trace_keeps_the_freelist_settings_of_its_run() {
     // Recorded with room for 100 freed blocks, the late double free of bad_frees is refused but
     // not explained; the report of the trace, made without the option, must say the same.
     let d = dir("freelist");
-    let trace = d.join("run.trace");
-    let (live, replayed) = (d.join("live.json"), d.join("replayed.json"));
-    let st = Command::new(memcheck_bin())
-        .arg("--freelist-blocks=100")
-        .arg(format!("--record={}", trace.display()))
-        .arg(format!("--json={}", live.display()))
-        .arg(fixture("bad_frees"))
-        .output()
-        .unwrap();
-    assert_eq!(st.status.code(), Some(0));
-    let rep = Command::new(memcheck_bin())
-        .arg("report")
-        .arg(&trace)
-        .arg(format!("--json={}", replayed.display()))
-        .output()
-        .unwrap();
-    assert!(
-        rep.status.code().is_some(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
-    let (lj, rj) = (read(&live), read(&replayed));
+    let (lj, rj, _, _) =
+        live_and_replayed_with(&d, &fixture("bad_frees"), &["--freelist-blocks=100"], &[]);
+    assert_eq!(lj["exit"], serde_json::json!({"code": 0}));
     assert_eq!(lj, rj);
-    let late = rj["processes"][0]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            functions(&e["stack"])
-                .iter()
-                .any(|f| f == "double_free_later")
-        })
-        .cloned()
-        .expect("the late double free is reported");
+    let late = error_in(&rj["processes"][0], "double_free_later");
     assert_eq!(late["address_description"]["kind"], "unknown", "{late:#}");
 }
 

@@ -163,6 +163,18 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> std::process::Output {
 }
 
 /// Function names of a stack (JSON frames).
+/// The one error of process `p` whose stack passes through `function`.
+pub fn error_in<'a>(p: &'a Value, function: &str) -> &'a Value {
+    let v: Vec<&Value> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| functions(&e["stack"]).iter().any(|f| f == function))
+        .collect();
+    assert_eq!(v.len(), 1, "one error in {function}: {:#?}", p["errors"]);
+    v[0]
+}
+
 pub fn functions(stack: &Value) -> Vec<String> {
     stack
         .as_array()
