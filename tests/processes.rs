@@ -85,12 +85,6 @@ fn pid(p: &Value) -> u64 {
     p["pid"].as_u64().unwrap()
 }
 
-fn fixtures_dir() -> PathBuf {
-    let d = root().join("target").join("fixtures");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Exit paths
 // ---------------------------------------------------------------------------------------------
@@ -546,15 +540,7 @@ fn stdio_and_exit_status_are_the_programs() {
 
 #[test]
 fn leak_in_a_dlclosed_library_is_symbolised() {
-    let src = root().join("tests/fixtures/c/proc_dl_lib.c");
-    let lib = fixtures_dir().join("libproc_dl_lib.so");
-    let st = Command::new("gcc")
-        .args(["-g", "-O0", "-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success(), "compiling {} failed", src.display());
+    let lib = shared_fixture("proc_dl_lib");
     let prog = fixture("proc_dl_main");
     let r = memcheck(&["--leak-check=full"], &prog, &[lib.to_str().unwrap()], b"");
     assert_eq!(

@@ -898,21 +898,7 @@ fn exec_with_trace_children() {
 
 #[test]
 fn dlopened_library() {
-    let src = root().join("tests/fixtures/c/vg_dl_lib.c");
-    let lib = root().join("target/fixtures/libvg_dl_lib.so");
-    std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
-    let fresh = lib.is_file()
-        && std::fs::metadata(&lib).unwrap().modified().unwrap()
-            >= std::fs::metadata(&src).unwrap().modified().unwrap();
-    if !fresh {
-        let st = Command::new("gcc")
-            .args(["-g", "-O0", "-shared", "-fPIC", "-o"])
-            .arg(&lib)
-            .arg(&src)
-            .status()
-            .expect("gcc");
-        assert!(st.success(), "compiling {} failed", src.display());
-    }
+    let lib = shared_fixture("vg_dl_lib");
     compare(Case {
         name: "vg_dlopen",
         args: vec![lib.display().to_string()],

@@ -26,7 +26,8 @@ pub fn memcheck_bin() -> PathBuf {
     bin
 }
 
-fn out_dir() -> PathBuf {
+/// Where fixtures are built (target/fixtures).
+pub fn fixtures_dir() -> PathBuf {
     let d = root().join("target").join("fixtures");
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -41,7 +42,6 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Compiles a fixture with extra compiler arguments (the binary's name includes them).
 pub fn fixture_with(name: &str, extra: &[&str]) -> PathBuf {
-    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let c = root().join("tests/fixtures/c").join(format!("{name}.c"));
     let cpp = root()
         .join("tests/fixtures/cpp")
@@ -57,11 +57,33 @@ pub fn fixture_with(name: &str, extra: &[&str]) -> PathBuf {
         .iter()
         .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
         .collect();
-    let out = out_dir().join(format!("{name}{tag}"));
-    let text = std::fs::read_to_string(&src).unwrap();
+    compile(
+        cc,
+        &src,
+        extra,
+        &fixtures_dir().join(format!("{name}{tag}")),
+    )
+}
+
+/// Compiles fixture `name` (tests/fixtures/c/NAME.c) once as the shared library `libNAME.so`.
+pub fn shared_fixture(name: &str) -> PathBuf {
+    let src = root().join("tests/fixtures/c").join(format!("{name}.c"));
+    compile(
+        "gcc",
+        &src,
+        &["-shared", "-fPIC"],
+        &fixtures_dir().join(format!("lib{name}.so")),
+    )
+}
+
+/// Compiles `src` into `out` with -g -O0, the flags of its `// build:` first line and `extra`,
+/// unless `out` is newer than `src`.
+fn compile(cc: &str, src: &Path, extra: &[&str], out: &Path) -> PathBuf {
+    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let text = std::fs::read_to_string(src).unwrap();
     let fresh = out.is_file()
-        && std::fs::metadata(&out).unwrap().modified().unwrap()
-            >= std::fs::metadata(&src).unwrap().modified().unwrap();
+        && std::fs::metadata(out).unwrap().modified().unwrap()
+            >= std::fs::metadata(src).unwrap().modified().unwrap();
     if !fresh {
         let mut flags: Vec<String> = vec!["-g".into(), "-O0".into()];
         if let Some(b) = text
@@ -75,13 +97,13 @@ pub fn fixture_with(name: &str, extra: &[&str]) -> PathBuf {
         let st = Command::new(cc)
             .args(&flags)
             .arg("-o")
-            .arg(&out)
-            .arg(&src)
+            .arg(out)
+            .arg(src)
             .status()
             .expect("run the compiler");
         assert!(st.success(), "compiling {} failed", src.display());
     }
-    out
+    out.to_path_buf()
 }
 
 pub struct Run {
@@ -125,7 +147,7 @@ static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new
 /// Runs `memcheck OPTS PROGRAM ARGS` with a JSON report; stdin from `input`.
 pub fn memcheck(opts: &[&str], program: &Path, args: &[&str], input: &[u8]) -> Run {
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let json = out_dir().join(format!("report-{}-{n}.json", std::process::id()));
+    let json = fixtures_dir().join(format!("report-{}-{n}.json", std::process::id()));
     let mut cmd = Command::new(memcheck_bin());
     cmd.arg(format!("--json={}", json.display()))
         .args(opts)
