@@ -103,6 +103,9 @@ pub struct Snapshot<'a> {
 struct Scan<'a> {
     /// Blocks sorted by address.
     blocks: Vec<&'a LiveBlock>,
+    /// Their start addresses, in one array: the binary search of each scanned word reads only
+    /// this (following `blocks`' references cost a cache miss per step on large heaps).
+    starts: Vec<u64>,
     state: Vec<State>,
     heuristic: Vec<Option<Heuristic>>,
     heuristics: Heuristics,
@@ -111,13 +114,36 @@ struct Scan<'a> {
     data: Vec<u8>,
     offsets: Vec<usize>,
     work: Vec<usize>,
+    /// Whether a block's first word is a vtable's address, for the multipleinheritance
+    /// heuristic (worked out once per block: interior pointers into a block can be many).
+    vtable_first: Vec<bool>,
     /// The 1 MiB pages any block lies in: most words of a large root region (a program's own
     /// memory pools, such as gcc's garbage-collected pages) point nowhere near a block, and
     /// this rejects them with one lookup instead of a binary search.
     pages: crate::hash::AddrSet,
+    /// For each 4 KiB page any block lies in, the blocks that do (a range of `blocks`): the
+    /// binary search of a word is over those few instead of the whole heap.
+    small_pages: crate::hash::AddrMap<u64, (u32, u32)>,
 }
 
 const PAGE_SHIFT: u32 = 20;
+const SMALL_PAGE_SHIFT: u32 = 12;
+
+/// See `Scan::small_pages`; `blocks` sorted by address, not overlapping.
+fn small_pages(blocks: &[&LiveBlock]) -> crate::hash::AddrMap<u64, (u32, u32)> {
+    let mut pages = crate::hash::AddrMap::<u64, (u32, u32)>::default();
+    for (i, b) in blocks.iter().enumerate() {
+        let i = i as u32;
+        let last = b.addr + b.size.max(1) - 1;
+        for p in b.addr >> SMALL_PAGE_SHIFT..=last >> SMALL_PAGE_SHIFT {
+            pages
+                .entry(p)
+                .and_modify(|r| r.1 = i + 1)
+                .or_insert((i, i + 1));
+        }
+    }
+    pages
+}
 
 fn block_pages(blocks: &[&LiveBlock]) -> crate::hash::AddrSet {
     let mut pages = crate::hash::AddrSet::default();
@@ -136,14 +162,16 @@ impl<'a> Scan<'a> {
         if !self.pages.contains(&(v >> PAGE_SHIFT)) {
             return None;
         }
-        let i = self
-            .blocks
-            .partition_point(|b| b.addr <= v)
-            .checked_sub(1)?;
-        let b = self.blocks[i];
-        if v == b.addr {
+        let &(lo, hi) = self.small_pages.get(&(v >> SMALL_PAGE_SHIFT))?;
+        let (lo, hi) = (lo as usize, hi as usize);
+        let i = lo
+            + self.starts[lo..hi]
+                .partition_point(|&a| a <= v)
+                .checked_sub(1)?;
+        let start = self.starts[i];
+        if v == start {
             Some((i, true))
-        } else if v < b.addr + b.size {
+        } else if v < start + self.blocks[i].size {
             Some((i, false))
         } else {
             None
@@ -189,9 +217,9 @@ impl<'a> Scan<'a> {
                 }
             }
         }
-        if h.multipleinheritance && off.is_multiple_of(8) {
-            if let (Some(inner), Some(first)) = (self.word(i, off), self.word(i, 0)) {
-                if self.is_vtable_addr(inner) && self.is_vtable_addr(first) {
+        if h.multipleinheritance && self.vtable_first[i] && off.is_multiple_of(8) {
+            if let Some(inner) = self.word(i, off) {
+                if self.is_vtable_addr(inner) {
                     return Some(Heuristic::MultipleInheritance);
                 }
             }
@@ -267,9 +295,13 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
         .map(|m| (m.start, m.end))
         .collect();
     let pages = block_pages(&blocks);
+    let starts = blocks.iter().map(|b| b.addr).collect();
+    let small_pages = small_pages(&blocks);
     let mut scan = Scan {
         pages,
+        small_pages,
         blocks,
+        starts,
         state: vec![State::Unreached; n],
         heuristic: vec![None; n],
         heuristics: snap.heuristics,
@@ -277,7 +309,13 @@ pub fn classify(live: &[LiveBlock], snap: &Snapshot<'_>) -> Vec<ClassifiedBlock>
         data,
         offsets,
         work: Vec::new(),
+        vtable_first: Vec::new(),
     };
+    if scan.heuristics.multipleinheritance {
+        scan.vtable_first = (0..n)
+            .map(|i| scan.word(i, 0).is_some_and(|w| scan.is_vtable_addr(w)))
+            .collect();
+    }
 
     // Registers.
     for (_, regs) in &snap.threads {
