@@ -318,6 +318,34 @@ fn many_threads_give_exact_totals() {
     }
 }
 
+#[test]
+fn blocks_handed_between_running_threads_are_matched_to_their_frees() {
+    let prog = fixture("proc_thread_pingpong");
+    let (vb, vn, va, vf, _) = valgrind_heap_summary(&prog, &[]);
+    assert_eq!((vb, vn), (500, 5));
+    // A small freelist or none: freed addresses come back to the producer soonest.
+    for opts in [&[][..], &["--freelist-blocks=16"], &["--freelist-blocks=0"]] {
+        let mut args = vec!["--leak-check=full"];
+        args.extend_from_slice(opts);
+        let r = memcheck(&args, &prog, &[], b"");
+        assert_eq!(r.code, Some(0), "{opts:?}: {}", r.stderr);
+        assert_no_errors(&r);
+        let p = r.root();
+        let (bytes, blocks, allocs, frees, _) = heap(p);
+        assert_eq!((bytes, blocks), (500, 5), "{opts:?}: in use at exit");
+        assert_eq!(
+            (allocs, frees),
+            (va, vf),
+            "{opts:?}: allocs/frees differ from Valgrind's"
+        );
+        assert_eq!(
+            leak_list(p),
+            vec![leak("Leak_DefinitelyLost", 500, 5)],
+            "{opts:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. fork
 // ---------------------------------------------------------------------------------------------

@@ -4,13 +4,10 @@ use crate::backtrace::{self, Caller};
 use crate::block::{self, Block};
 use crate::channel::{as_bytes, Lost};
 use crate::init::{self, ACTIVE, PASSTHROUGH};
+use crate::order;
 use crate::{real, stacks, tls};
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU64, Ordering};
 use memcheck_wire::{self as wire, Family, Func, Kind};
-
-/// Per-process order key of records (see `memcheck_wire::Alloc::seq`).
-static SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn family_code(f: Family) -> u32 {
     match f {
@@ -58,7 +55,7 @@ fn record_alloc(
     stack: u32,
 ) -> Result<(), Lost> {
     let rec = wire::Alloc {
-        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        seq: order::key(),
         addr: p as u64,
         size: size as u64,
         stack,
@@ -72,20 +69,22 @@ fn record_alloc(
     }
 }
 
+/// Sends the record of a valid free, with its order key.
 fn record_free(
     st: &mut tls::ThreadState,
-    kind: Kind,
+    key: u64,
     addr: u64,
     func: Func,
     stack: u32,
-    flags: u32,
 ) -> Result<(), Lost> {
-    record_free_sized(st, kind, addr, 0, func, stack, flags)
+    record_free_sized(st, Kind::Free, key, addr, 0, func, stack, 0)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record_free_sized(
     st: &mut tls::ThreadState,
     kind: Kind,
+    key: u64,
     addr: u64,
     size: usize,
     func: Func,
@@ -93,7 +92,7 @@ fn record_free_sized(
     flags: u32,
 ) -> Result<(), Lost> {
     let rec = wire::Free {
-        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        seq: key,
         addr,
         size: size as u64,
         stack,
@@ -131,19 +130,25 @@ pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) 
     p
 }
 
-/// Gives a validated block back: held in the quarantine, or to glibc.
-fn release(b: Block) {
+/// Gives a validated block, freed with order key `key`, back: held in the quarantine, or to
+/// glibc.
+fn release(b: Block, key: u64) {
     b.mark_freed();
     let s = tls::slot();
     // SAFETY: the slot belongs to this thread.
     let (st, exiting) = unsafe { ((*s).thread, (*s).flags & tls::EXITING != 0) };
     let (vol, blocks) = (init::freelist_vol(), init::freelist_blocks());
     if st.is_null() || exiting || vol == 0 || blocks == 0 {
+        order::before_release(key);
         // SAFETY: b.base() is the glibc pointer of a block released exactly once.
         unsafe { real::__libc_free(b.base()) };
     } else {
         // SAFETY: st is this thread's state.
-        unsafe { (*st).quarantine.push(b.base(), b.footprint(), vol, blocks) };
+        unsafe {
+            (*st)
+                .quarantine
+                .push(b.base(), b.footprint(), key, vol, blocks)
+        };
     }
 }
 
@@ -153,8 +158,18 @@ fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool, c
         return;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st, caller)
-            .and_then(|id| record_free_sized(st, Kind::BadFree, p as u64, size, func, id, flags));
+        let r = stack_id(st, caller).and_then(|id| {
+            record_free_sized(
+                st,
+                Kind::BadFree,
+                order::key(),
+                p as u64,
+                size,
+                func,
+                id,
+                flags,
+            )
+        });
         if let Err(e) = r {
             lost(e);
         }
@@ -177,17 +192,16 @@ pub fn dealloc(p: *mut c_void, func: Func, caller: Caller) {
     let record = outer && mode == ACTIVE;
     match block::lookup(p) {
         Some(b) if !b.is_freed() => {
+            let key = order::key();
             if b.tracked() && mode == ACTIVE {
                 if let Some(st) = init::thread_state() {
                     let id = if outer { stack_id(st, caller) } else { Ok(0) };
-                    if let Err(e) =
-                        id.and_then(|id| record_free(st, Kind::Free, p as u64, func, id, 0))
-                    {
+                    if let Err(e) = id.and_then(|id| record_free(st, key, p as u64, func, id)) {
                         lost(e);
                     }
                 }
             }
-            release(b);
+            release(b, key);
         }
         Some(_) => bad_free(p, 0, func, wire::BAD_DOUBLE, record, caller),
         None => bad_free(p, 0, func, wire::BAD_UNKNOWN, record, caller),
@@ -230,12 +244,13 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut 
     }
     // SAFETY: both blocks are live and at least min(old, new) bytes long.
     unsafe { core::ptr::copy_nonoverlapping(p as *const u8, new as *mut u8, old.size.min(size)) };
+    let key = order::key();
     if tracked || record {
         if let Some(st) = init::thread_state() {
             let id = if outer { stack_id(st, caller) } else { Ok(0) };
             let r = id.and_then(|id| {
                 if tracked {
-                    record_free(st, Kind::Free, p as u64, func, id, 0)?;
+                    record_free(st, key, p as u64, func, id)?;
                 }
                 if record {
                     record_alloc(st, new, size, func, id)?;
@@ -247,7 +262,7 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut 
             }
         }
     }
-    release(old);
+    release(old, key);
     new
 }
 

@@ -21,6 +21,7 @@ mod channel;
 mod engine;
 mod hooks;
 mod init;
+mod order;
 mod quarantine;
 mod real;
 mod rules;

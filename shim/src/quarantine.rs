@@ -18,7 +18,7 @@
 //! The block released to glibc is the one held longest, and glibc's `free` stalls on reading
 //! its chunk header; the headers of the blocks a few places further in line are prefetched.
 
-use crate::real;
+use crate::{order, real};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -43,8 +43,13 @@ fn prefetch(addr: usize) {
     };
 }
 
+/// Bits of an entry's second word that hold the block's size; the others hold the low bits of
+/// its free's order key.
+const SIZE_BITS: u32 = 64 - order::LOW_BITS;
+
 pub struct Quarantine {
-    /// (base pointer, bytes) ring of `mask + 1` entries; allocated on first use.
+    /// (base pointer, bytes | free's order key << SIZE_BITS) ring of `mask + 1` entries;
+    /// allocated on first use.
     entries: *mut (usize, usize),
     mask: usize,
     head: usize,
@@ -70,15 +75,16 @@ impl Quarantine {
         self.registered
     }
 
-    /// Holds `base` (a glibc pointer of `bytes` bytes) back, releasing the oldest blocks to glibc
-    /// while this thread's share of the process limits (`vol` bytes, `blocks` blocks) is
-    /// exceeded.
-    pub fn push(&mut self, base: *mut c_void, bytes: usize, vol: usize, blocks: usize) {
+    /// Holds `base` (a glibc pointer of `bytes` bytes, freed with order key `key`) back,
+    /// releasing the oldest blocks to glibc while this thread's share of the process limits
+    /// (`vol` bytes, `blocks` blocks) is exceeded.
+    pub fn push(&mut self, base: *mut c_void, bytes: usize, key: u64, vol: usize, blocks: usize) {
         if self.entries.is_null() {
             let slots = blocks.clamp(1, MAX_SLOTS).next_power_of_two();
             // SAFETY: plain glibc allocation of the ring.
             self.entries = unsafe { real::__libc_malloc(slots * 16) } as *mut (usize, usize);
             if self.entries.is_null() {
+                order::before_release(key);
                 // SAFETY: base is a live glibc block owned by the caller.
                 unsafe { real::__libc_free(base) };
                 return;
@@ -93,13 +99,15 @@ impl Quarantine {
         while self.len > 0 && (self.len >= blocks || self.bytes + bytes > vol) {
             self.pop();
         }
-        if bytes > vol || blocks == 0 {
+        if bytes > vol || bytes >> SIZE_BITS != 0 || blocks == 0 {
+            order::before_release(key);
             // SAFETY: base is a live glibc block owned by the caller.
             unsafe { real::__libc_free(base) };
             return;
         }
+        let word = bytes | (key as usize) << SIZE_BITS;
         // SAFETY: the index is within the ring.
-        unsafe { *self.entries.add((self.head + self.len) & self.mask) = (base as usize, bytes) };
+        unsafe { *self.entries.add((self.head + self.len) & self.mask) = (base as usize, word) };
         self.len += 1;
         self.bytes += bytes;
     }
@@ -114,10 +122,11 @@ impl Quarantine {
             prefetch(ahead);
         }
         // SAFETY: len > 0, so the head entry is a held block.
-        let (base, bytes) = unsafe { *self.entries.add(self.head) };
+        let (base, word) = unsafe { *self.entries.add(self.head) };
         self.head = (self.head + 1) & self.mask;
         self.len -= 1;
-        self.bytes -= bytes;
+        self.bytes -= word & ((1 << SIZE_BITS) - 1);
+        order::before_release((word >> SIZE_BITS) as u64);
         // SAFETY: the block was held back by push and is released exactly once.
         unsafe { real::__libc_free(base as *mut c_void) };
     }

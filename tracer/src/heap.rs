@@ -3,8 +3,9 @@
 //!
 //! Records of different threads arrive through different rings, so for one address an
 //! allocation by one thread and the free by another may arrive in either order. Each record
-//! carries a per-process order key (`seq`), and a free is matched with the block at that
-//! address whose allocation has the greatest key below the free's.
+//! carries an order key (`seq`, see `memcheck_wire::Alloc`): for one address, an allocation's
+//! key is at most its free's, and the free's is below the next allocation's. A free is matched
+//! with the block at that address whose allocation has the greatest key not above the free's.
 
 use crate::hash::AddrMap;
 use crate::profile::Profile;
@@ -178,7 +179,7 @@ impl Heap {
             if let Some(i) = list
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.0 > b.seq)
+                .filter(|(_, p)| p.0 >= b.seq)
                 .min_by_key(|(_, p)| p.0)
                 .map(|(i, _)| i)
             {
@@ -209,18 +210,18 @@ impl Heap {
         // block at this one is the one freed.
         if self.shadowed.is_empty() {
             if let Some(b) = self.live.remove(&addr) {
-                if b.seq < seq {
+                if b.seq <= seq {
                     self.retire(b, func, stack, tid);
                     return;
                 }
                 self.live.insert(addr, b);
             }
         }
-        let in_live = self.live.get(&addr).is_some_and(|b| b.seq < seq);
+        let in_live = self.live.get(&addr).is_some_and(|b| b.seq <= seq);
         let shadow_best = self.shadowed.get(&addr).and_then(|v| {
             v.iter()
                 .enumerate()
-                .filter(|(_, b)| b.seq < seq)
+                .filter(|(_, b)| b.seq <= seq)
                 .max_by_key(|(_, b)| b.seq)
                 .map(|(i, b)| (i, b.seq))
         });
@@ -382,7 +383,7 @@ impl Heap {
             .chain(self.shadowed.values().flatten())
             .cloned()
             .collect();
-        v.sort_unstable_by_key(|b| b.seq);
+        v.sort_unstable_by_key(|b| (b.seq, b.addr));
         v
     }
 
@@ -435,6 +436,29 @@ mod tests {
         h.alloc(blk(0x1000, 7, Func::Malloc), 1);
         assert_eq!(h.live_blocks().len(), 1);
         assert_eq!(h.live_blocks()[0].seq, 7);
+        assert!(h.errors().is_empty());
+    }
+
+    #[test]
+    fn an_allocation_and_its_free_may_share_a_key() {
+        let mut h = Heap::new(Freelist {
+            vol: 1 << 20,
+            blocks: 1 << 20,
+        });
+        // In one epoch (key 5): thread A allocates, thread B frees, read in either order.
+        h.alloc(blk(0x1000, 5, Func::Malloc), 1);
+        h.free(0x1000, 5, Func::Free, 2, 2);
+        h.free(0x2000, 5, Func::Free, 2, 2);
+        h.alloc(blk(0x2000, 5, Func::Malloc), 1);
+        assert!(h.live_blocks().is_empty());
+        // The address goes back to glibc in a later epoch: its reuse (key 6), read before the
+        // free, stays live.
+        h.alloc(blk(0x3000, 6, Func::Malloc), 1);
+        h.alloc(blk(0x3000, 5, Func::Malloc), 1);
+        h.free(0x3000, 5, Func::Free, 2, 2);
+        let live = h.live_blocks();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].seq, 6);
         assert!(h.errors().is_empty());
     }
 

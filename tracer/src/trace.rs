@@ -21,8 +21,11 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 7] = b"MCTRACE";
-pub const VERSION: u8 = 2;
-/// Oldest version this memcheck reads (version 1 lacks `Event::Settings`).
+/// Version 3: an allocation and its free may share an order key (`memcheck_wire::Alloc::seq`),
+/// which earlier readers would misread.
+pub const VERSION: u8 = 3;
+/// Oldest version this memcheck reads (version 1 lacks `Event::Settings`; versions 1 and 2 have
+/// distinct keys, which read the same).
 const OLDEST: u8 = 1;
 
 /// The classification of one block still allocated at exit: (address, kind, heuristic,

@@ -19,7 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of everything in this crate; the tracer refuses a shim of another version.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// First word of the shared memory.
 pub const MAGIC: u64 = 0x4b43_4843_4d45_4d31; // "1MEMCHCK"
 
@@ -165,8 +165,11 @@ pub struct StackDef {
     pub nframes: u32,
 }
 
-/// `seq` is a per-process order key taken after the real allocation returned: records of
-/// different threads are applied in `seq` order for the same address.
+/// `seq` is the record's order key: the process's epoch, read after the real allocation
+/// returned. The shim moves the epoch past a free's key before the freed block goes back to
+/// glibc, so for one address an allocation's key is at most its free's key and the free's key is
+/// below the next allocation's (records of one address by different threads are ordered by
+/// them; an allocation and its own free may share a key).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alloc {
@@ -177,7 +180,8 @@ pub struct Alloc {
     pub func: u32,
 }
 
-/// `seq` is taken before the real deallocation, so it orders before any reuse of the address.
+/// `seq` is the order key (see [`Alloc`]), taken before the block is held back or given to
+/// glibc.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Free {
