@@ -240,3 +240,27 @@ fn cxx_operators_and_mismatches() {
         .iter()
         .all(|e| e["kind"] == "MismatchedFree"));
 }
+
+#[test]
+fn a_stack_sent_again_after_the_stack_table_grew_is_the_same_error_context() {
+    // 262,144 distinct stacks fill the shim's first tables; the second pass meets every stack
+    // again in a newer table, under a new id.
+    let prog = fixture("many_stacks");
+    let r = memcheck(&["--num-callers=40"], &prog, &[], b"");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let p = r.root();
+    let e = error_in(p, "leaf");
+    assert_eq!(e["kind"], "InvalidFree", "{e:#}");
+    assert_eq!(e["count"], 2, "{e:#}");
+    assert_eq!(e["address_description"]["kind"], "freed", "{e:#}");
+    let s = functions(&e["stack"]);
+    assert_eq!(s[..3], ["free", "leaf", "walk"], "{s:?}");
+    assert_eq!(s.last().map(String::as_str), Some("main"), "{s:?}");
+    assert_eq!(p["error_summary"]["contexts"], 1);
+    assert_eq!(p["error_summary"]["errors"], 2);
+    let h = &p["heap_summary"];
+    assert_eq!(
+        (h["allocs"].as_u64(), h["frees"].as_u64()),
+        (Some(262_144), Some(262_146))
+    );
+}

@@ -1,35 +1,88 @@
 //! Stack interning: each distinct stack is sent to the tracer once; records carry its id.
 //!
 //! A lock-free, insert-only open-addressing table of 64-bit stack hashes shared by the threads
-//! of a process; a stack's id is its slot index plus one. The thread that inserts a hash sends
-//! the stack's frames. When the table is full, stacks get fresh ids and are sent every time.
+//! of a process; a stack's id is its slot index plus the number of slots of the earlier tables
+//! plus one. The thread that inserts a hash sends the stack's frames.
 //!
-//! The table is 8 MiB and a stack's slot is random in it: a lookup is a cache miss. Each thread
-//! keeps the ids of the stacks it saw last in a small direct-mapped cache in front of it.
+//! A stack's slot is random in the table, so a lookup is a cache miss unless the table is
+//! small: it starts at 512 KiB and a table three quarters full is followed by one twice its
+//! size (the 8 MiB table of 1M slots it replaced took as much time as the unwinding on gcc,
+//! nearly all of it waiting for that one load). The new table starts empty: a stack is sent
+//! again, under a new id, the first time it is met after the switch, and the tracer maps the
+//! new id to the first. Past the last table, stacks get fresh ids and are sent every time.
+//! Each thread keeps the ids of the stacks it saw last in a small direct-mapped cache in front.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-const SLOTS: usize = 1 << 20;
+/// Slots of the first table; table `g` has `FIRST << g`.
+const FIRST: usize = 1 << 16;
+/// Tables at most: the last has 64M slots (512 MiB, mapped as needed).
+const TABLES: usize = 11;
 const MAX_PROBES: usize = 128;
 
-static TABLE: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
-static OVERFLOW: AtomicU32 = AtomicU32::new(SLOTS as u32 + 1);
+const fn slots(g: usize) -> usize {
+    FIRST << g
+}
 
-/// Maps the table: private (a fork child gets its own copy) memory of a memfd named
-/// `memcheck-stacks`, so that the leak scan recognises it as memcheck's and skips it.
-pub fn init() {
-    let fd = crate::sys::memfd(b"memcheck-stacks\0", SLOTS * 8);
+/// Ids of the tables before table `g`.
+const fn base(g: usize) -> usize {
+    FIRST * ((1 << g) - 1)
+}
+
+static TABLE: [AtomicPtr<AtomicU64>; TABLES] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; TABLES];
+static USED: [AtomicUsize; TABLES] = [const { AtomicUsize::new(0) }; TABLES];
+/// The table new stacks go into.
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static OVERFLOW: AtomicU32 = AtomicU32::new(base(TABLES) as u32 + 1);
+
+/// Maps table `g`: private (a fork child gets its own copy) memory of a memfd named
+/// `memcheck-stacks`, so that the leak scan recognises it as memcheck's and skips it. Null on
+/// failure.
+fn map(g: usize) -> *mut AtomicU64 {
+    let len = slots(g) * 8;
+    let fd = crate::sys::memfd(b"memcheck-stacks\0", len);
     if fd < 0 {
-        return;
+        return core::ptr::null_mut();
     }
     let p = crate::sys::mmap(
-        SLOTS * 8,
+        len,
         libc::PROT_READ | libc::PROT_WRITE,
         libc::MAP_PRIVATE | libc::MAP_NORESERVE,
         fd,
     );
     crate::sys::close(fd);
-    TABLE.store(p as *mut AtomicU64, Ordering::Release);
+    p as *mut AtomicU64
+}
+
+pub fn init() {
+    TABLE[0].store(map(0), Ordering::Release);
+}
+
+/// Moves new stacks on from table `g` to the next one (first caller maps it).
+#[cold]
+fn grow(g: usize) {
+    if g + 1 >= TABLES || CURRENT.load(Ordering::Acquire) != g {
+        return;
+    }
+    if TABLE[g + 1].load(Ordering::Acquire).is_null() {
+        let p = map(g + 1);
+        if p.is_null() {
+            return;
+        }
+        if TABLE[g + 1]
+            .compare_exchange(
+                core::ptr::null_mut(),
+                p,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            crate::sys::munmap(p as *mut u8, slots(g + 1) * 8);
+        }
+    }
+    let _ = CURRENT.compare_exchange(g, g + 1, Ordering::AcqRel, Ordering::Relaxed);
 }
 
 /// The stack's hash: four independent lanes over the frames (one chain of multiplications
@@ -67,39 +120,50 @@ pub type Recent = [(u64, u32); RECENT];
 /// Returns the stack's id and whether the caller must send its frames.
 #[inline]
 pub fn intern(recent: &mut Recent, frames: &[u64]) -> (u32, bool) {
-    let t = TABLE.load(Ordering::Acquire);
-    if t.is_null() {
-        return (OVERFLOW.fetch_add(1, Ordering::Relaxed), true);
-    }
     let h = hash(frames);
     let r = &mut recent[(h >> 20) as usize & (RECENT - 1)];
     if r.0 == h {
         return (r.1, false);
     }
-    let (id, new) = intern_hash(t, h);
-    if id <= SLOTS as u32 {
-        *r = (h, id);
+    match intern_hash(h) {
+        Some((id, new)) => {
+            *r = (h, id);
+            (id, new)
+        }
+        None => (OVERFLOW.fetch_add(1, Ordering::Relaxed), true),
     }
-    (id, new)
 }
 
-fn intern_hash(t: *mut AtomicU64, h: u64) -> (u32, bool) {
-    let mut i = (h as usize >> 1) & (SLOTS - 1);
+fn intern_hash(h: u64) -> Option<(u32, bool)> {
+    let g = CURRENT.load(Ordering::Acquire);
+    let t = TABLE[g].load(Ordering::Acquire);
+    if t.is_null() {
+        return None;
+    }
+    let mask = slots(g) - 1;
+    let mut i = (h as usize >> 1) & mask;
+    let id = |i: usize| (base(g) + i + 1) as u32;
     for _ in 0..MAX_PROBES {
-        // SAFETY: i < SLOTS and the table has SLOTS entries.
+        // SAFETY: i < slots(g), the length of table g.
         let slot = unsafe { &*t.add(i) };
         let v = slot.load(Ordering::Relaxed);
         if v == h {
-            return (i as u32 + 1, false);
+            return Some((id(i), false));
         }
         if v == 0 {
             match slot.compare_exchange(0, h, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return (i as u32 + 1, true),
-                Err(cur) if cur == h => return (i as u32 + 1, false),
+                Ok(_) => {
+                    if USED[g].fetch_add(1, Ordering::Relaxed) + 1 > slots(g) / 4 * 3 {
+                        grow(g);
+                    }
+                    return Some((id(i), true));
+                }
+                Err(cur) if cur == h => return Some((id(i), false)),
                 Err(_) => {}
             }
         }
-        i = (i + 1) & (SLOTS - 1);
+        i = (i + 1) & mask;
     }
-    (OVERFLOW.fetch_add(1, Ordering::Relaxed), true)
+    grow(g);
+    None
 }

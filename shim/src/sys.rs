@@ -87,6 +87,12 @@ pub fn mmap(len: usize, prot: i32, flags: i32, fd: i64) -> *mut u8 {
     }
 }
 
+/// Unmaps a mapping the shim made.
+pub fn munmap(p: *mut u8, len: usize) {
+    // SAFETY: the caller's own mapping, not used any more.
+    unsafe { syscall6(libc::SYS_munmap, [p as u64, len as u64, 0, 0, 0, 0]) };
+}
+
 pub fn getpid() -> u32 {
     // SAFETY: no arguments.
     unsafe { syscall6(libc::SYS_getpid, [0; 6]) as u32 }

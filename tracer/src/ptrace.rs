@@ -5,6 +5,7 @@
 //! parent's fork event was handled, so that its heap (a copy of the parent's) exists before
 //! its first record.
 
+use crate::hash::AddrMap;
 use crate::heap::{AddrDescription, Heap, LiveBlock};
 use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
@@ -30,6 +31,11 @@ pub(crate) struct Proc {
     ppid: u32,
     pub(crate) heap: Heap,
     stacks: HashMap<u32, Vec<u64>>,
+    /// The shim sends a stack again under a new id when its intern table grows (see
+    /// shim/src/stacks.rs): each later id of the same frames maps to the first.
+    alias: AddrMap<u32, u32>,
+    /// A hash of each stack's frames -> its first id.
+    by_frames: AddrMap<u64, u32>,
     modules: ModuleMap,
     threads: HashSet<u32>,
     exe: PathBuf,
@@ -51,6 +57,8 @@ impl Proc {
             ppid,
             heap,
             stacks: HashMap::new(),
+            alias: AddrMap::default(),
+            by_frames: AddrMap::default(),
             modules: ModuleMap::default(),
             threads: HashSet::from([pid]),
             exe: PathBuf::new(),
@@ -113,7 +121,7 @@ impl Proc {
                     LiveBlock {
                         addr: a.addr,
                         size: a.size,
-                        stack: a.stack,
+                        stack: self.stack(a.stack),
                         func,
                         seq: a.seq,
                     },
@@ -122,12 +130,14 @@ impl Proc {
             }
             Record::Free(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
-                self.heap.free(f.addr, f.seq, func, f.stack, tid);
+                self.heap
+                    .free(f.addr, f.seq, func, self.stack(f.stack), tid);
             }
             Record::BadFree(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
                 let before = self.heap.errors().len();
-                self.heap.bad_free(f.addr, f.size, func, f.stack, tid);
+                self.heap
+                    .bad_free(f.addr, f.size, func, self.stack(f.stack), tid);
                 if self.live && self.heap.errors().len() > before {
                     let e = self.heap.errors_mut().last_mut().expect("just added");
                     if matches!(e.what, AddrDescription::Unknown) {
@@ -154,6 +164,8 @@ impl Proc {
     pub(crate) fn fork_copy(&self, child: u32) -> Proc {
         let mut c = Proc::new(child, self.pid, self.heap.fork_child());
         c.stacks = self.stacks.clone();
+        c.alias = self.alias.clone();
+        c.by_frames = self.by_frames.clone();
         c.modules = self.modules.clone();
         c.exe = self.exe.clone();
         c.cmdline = self.cmdline.clone();
@@ -166,7 +178,30 @@ impl Proc {
         if self.live && frames.iter().any(|&f| !self.modules.knows(f)) {
             self.modules.refresh(self.pid);
         }
+        let h = frames.iter().fold(frames.len() as u64, |h, &f| {
+            (h.rotate_left(5) ^ f).wrapping_mul(0x517c_c1b7_2722_0a95)
+        });
+        match self.by_frames.get(&h) {
+            Some(&first) if self.stacks.get(&first) == Some(&frames) => {
+                self.alias.insert(id, first);
+                return;
+            }
+            Some(_) => {}
+            None => {
+                self.by_frames.insert(h, id);
+            }
+        }
         self.stacks.insert(id, frames);
+    }
+
+    /// The first id of the stack the shim sent as `id`.
+    #[inline]
+    fn stack(&self, id: u32) -> u32 {
+        if self.alias.is_empty() {
+            id
+        } else {
+            self.alias.get(&id).copied().unwrap_or(id)
+        }
     }
 
     /// What a replayed trace says the tracer found for the last bad free.
