@@ -8,6 +8,7 @@
 //! with the block at that address whose allocation has the greatest key not above the free's.
 
 use crate::hash::AddrMap;
+use crate::live::LiveTable;
 use crate::profile::Profile;
 use memcheck_wire::{Family, Func};
 use std::collections::{HashMap, VecDeque};
@@ -102,7 +103,7 @@ pub struct Freelist {
 
 #[derive(Clone, Debug, Default)]
 pub struct Heap {
-    live: AddrMap<u64, LiveBlock>,
+    live: LiveTable,
     /// Older blocks at an address whose free has not arrived yet (rare: cross-thread reuse).
     shadowed: AddrMap<u64, Vec<LiveBlock>>,
     /// Frees whose allocation has not arrived yet (rare), by address: their order keys.
@@ -162,6 +163,12 @@ impl Heap {
         }
     }
 
+    /// Starts loading what a record of `addr` will look up.
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u64) {
+        self.live.prefetch(addr);
+    }
+
     pub fn alloc(&mut self, b: LiveBlock, tid: u32) {
         self.allocs += 1;
         self.bytes_allocated += b.size;
@@ -191,14 +198,14 @@ impl Heap {
                 return;
             }
         }
-        match self.live.remove(&b.addr) {
+        match self.live.remove(b.addr) {
             None => {
-                self.live.insert(b.addr, b);
+                self.live.insert(b);
             }
             Some(old) => {
                 let (older, newer) = if old.seq < b.seq { (old, b) } else { (b, old) };
                 self.shadowed.entry(older.addr).or_default().push(older);
-                self.live.insert(newer.addr, newer);
+                self.live.insert(newer);
             }
         }
     }
@@ -209,15 +216,15 @@ impl Heap {
         // The common case, in one lookup: no older block waits at any address, and the live
         // block at this one is the one freed.
         if self.shadowed.is_empty() {
-            if let Some(b) = self.live.remove(&addr) {
+            if let Some(b) = self.live.remove(addr) {
                 if b.seq <= seq {
                     self.retire(b, func, stack, tid);
                     return;
                 }
-                self.live.insert(addr, b);
+                self.live.insert(b);
             }
         }
-        let in_live = self.live.get(&addr).is_some_and(|b| b.seq <= seq);
+        let in_live = self.live.get(addr).is_some_and(|b| b.seq <= seq);
         let shadow_best = self.shadowed.get(&addr).and_then(|v| {
             v.iter()
                 .enumerate()
@@ -225,7 +232,7 @@ impl Heap {
                 .max_by_key(|(_, b)| b.seq)
                 .map(|(i, b)| (i, b.seq))
         });
-        let live_seq = self.live.get(&addr).map(|b| b.seq).unwrap_or(0);
+        let live_seq = self.live.get(addr).map(|b| b.seq).unwrap_or(0);
         let block = match (in_live, shadow_best) {
             (true, Some((_, s))) if s < live_seq => self.take_live(addr),
             (true, None) => self.take_live(addr),
@@ -249,7 +256,7 @@ impl Heap {
     }
 
     fn take_live(&mut self, addr: u64) -> LiveBlock {
-        let b = self.live.remove(&addr).expect("live block");
+        let b = self.live.remove(addr).expect("live block");
         if let Some(v) = self.shadowed.get_mut(&addr) {
             if let Some(i) = v
                 .iter()
@@ -258,7 +265,7 @@ impl Heap {
                 .map(|(i, _)| i)
             {
                 let promoted = v.swap_remove(i);
-                self.live.insert(addr, promoted);
+                self.live.insert(promoted);
             }
             if v.is_empty() {
                 self.shadowed.remove(&addr);

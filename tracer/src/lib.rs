@@ -8,6 +8,7 @@ mod hash;
 mod heap;
 mod launch;
 mod leak;
+mod live;
 mod maps;
 mod mem;
 mod profile;

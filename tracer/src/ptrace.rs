@@ -10,7 +10,7 @@ use crate::heap::{AddrDescription, Heap, LiveBlock};
 use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
 use crate::profile;
-use crate::shm::{Record, Shm};
+use crate::shm::{Phase, Record, Shm};
 use crate::trace::{Event, TraceWriter};
 use crate::{ExitStatus, Options, ProcessReport, ProfileReport, RunResult, TraceError};
 use memcheck_wire::Func;
@@ -100,6 +100,16 @@ impl Proc {
 
     /// Applies one record; `trace` gets it (and what the tracer looked up for it) when the run
     /// is recorded.
+    /// Starts loading what applying `rec` will look up.
+    #[inline]
+    pub(crate) fn prefetch(&self, rec: &Record<'_>) {
+        match rec {
+            Record::Alloc(a) => self.heap.prefetch(a.addr),
+            Record::Free(f) => self.heap.prefetch(f.addr),
+            _ => {}
+        }
+    }
+
     pub(crate) fn apply(&mut self, tid: u32, rec: Record<'_>, trace: &mut Option<TraceWriter>) {
         if let Some(t) = trace.as_mut() {
             if let Some(ev) = trace_event(self.pid, tid, &rec) {
@@ -438,11 +448,16 @@ impl<'a> Tracer<'a> {
             &mut self.trace,
             self.last_ms,
         );
-        let n = shm.drain(|pid, tid, rec| {
-            procs
+        let n = shm.drain(|pid, tid, rec, phase| match phase {
+            Phase::Soon => {
+                if let Some(p) = procs.get(&pid) {
+                    p.prefetch(&rec);
+                }
+            }
+            Phase::Apply => procs
                 .entry(pid)
                 .or_insert_with(|| Proc::new(pid, 0, new_heap(opts, ms)))
-                .apply(tid, rec, trace)
+                .apply(tid, rec, trace),
         });
         if self.opts.profile {
             self.sample();

@@ -24,8 +24,29 @@ pub enum Record<'a> {
     DlClose,
 }
 
-/// How far ahead of the record being read the ring is prefetched (bytes).
-const PREFETCH: usize = 512;
+/// How far ahead of the record being applied records are announced (`Phase::Soon`), and
+/// further ahead the ring's memory prefetched (bytes).
+const PREFETCH_BYTES: u64 = 1536;
+
+/// Why a drain callback is called with a record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    /// The record will be applied shortly: a chance to prefetch what it will touch.
+    Soon,
+    /// Apply it.
+    Apply,
+}
+
+/// A drain callback that only applies records.
+fn apply_only<'f, F: FnMut(u32, u32, Record<'_>)>(
+    f: &'f mut F,
+) -> impl FnMut(u32, u32, Record<'_>, Phase) + 'f {
+    move |pid, tid, rec, phase| {
+        if phase == Phase::Apply {
+            f(pid, tid, rec)
+        }
+    }
+}
 
 pub struct Shm {
     fd: OwnedFd,
@@ -130,8 +151,9 @@ impl Shm {
     }
 
     /// Reads every record published so far in every active ring. `f` gets the ring's owner
-    /// (pid, tid) and the record. Returns how many records were read.
-    pub fn drain(&self, mut f: impl FnMut(u32, u32, Record<'_>)) -> usize {
+    /// (pid, tid) and the record, twice: first a few records before it is to be applied
+    /// (`Phase::Soon`), then to apply it. Returns how many records were read.
+    pub fn drain(&self, mut f: impl FnMut(u32, u32, Record<'_>, Phase)) -> usize {
         let mut n = 0;
         for i in 0..wire::RING_COUNT {
             n += self.drain_ring(i, &mut f);
@@ -147,13 +169,13 @@ impl Shm {
             if r.state.load(Ordering::Acquire) == wire::RING_ACTIVE
                 && r.owner_pid.load(Ordering::Acquire) == pid
             {
-                n += self.drain_ring(i, &mut f);
+                n += self.drain_ring(i, &mut apply_only(&mut f));
             }
         }
         n
     }
 
-    fn drain_ring(&self, i: usize, f: &mut impl FnMut(u32, u32, Record<'_>)) -> usize {
+    fn drain_ring(&self, i: usize, f: &mut impl FnMut(u32, u32, Record<'_>, Phase)) -> usize {
         let r = self.ring(i);
         if r.state.load(Ordering::Acquire) != wire::RING_ACTIVE {
             return 0;
@@ -172,32 +194,58 @@ impl Shm {
                 wire::RING_DATA,
             )
         };
-        let mut n = 0;
-        while pos < end {
-            let off = (pos as usize) & (wire::RING_DATA - 1);
-            // The writer's core has the lines: ask for them a few records ahead (a prefetch
-            // past `end` reads only memory of the ring).
-            // SAFETY: a prefetch never faults; the address is inside the data area.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    data.as_ptr().add((off + PREFETCH) & (wire::RING_DATA - 1)) as *const i8,
-                )
-            };
+        // The record at `pos` is applied once the one at `ahead`, PREFETCH_RECORDS further on,
+        // has been announced (`Phase::Soon`).
+        let record_at = |at: u64| -> Result<(Option<Record<'_>>, usize), ()> {
+            let off = (at as usize) & (wire::RING_DATA - 1);
             // SAFETY: a record header is 8 bytes at an 8-aligned offset inside the data area.
             let hdr: RecordHeader =
                 unsafe { std::ptr::read_unaligned(data.as_ptr().add(off) as *const RecordHeader) };
             let len = hdr.len as usize;
             if len < 8 || off + len > wire::RING_DATA {
-                // A corrupt ring (a wild write by the program into our memory): skip what is left.
-                pos = end;
-                break;
+                // A corrupt ring (a wild write by the program into our memory).
+                return Err(());
             }
-            let body = &data[off + 8..off + len];
-            if let Some(rec) = decode(hdr.kind, body) {
-                f(pid, tid, rec);
-                n += 1;
+            Ok((decode(hdr.kind, &data[off + 8..off + len]), len))
+        };
+        let mut ahead = pos;
+        let mut n = 0;
+        while pos < end {
+            while ahead < end && ahead - pos < PREFETCH_BYTES {
+                let off = (ahead as usize) & (wire::RING_DATA - 1);
+                // The writer's core has the lines: ask for them ahead too.
+                // SAFETY: a prefetch never faults; the address is inside the data area.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        data.as_ptr()
+                            .add((off + PREFETCH_BYTES as usize) & (wire::RING_DATA - 1))
+                            as *const i8,
+                    )
+                };
+                match record_at(ahead) {
+                    Ok((rec, len)) => {
+                        if let Some(rec) = rec {
+                            f(pid, tid, rec, Phase::Soon);
+                        }
+                        ahead += len as u64;
+                    }
+                    Err(()) => break,
+                }
             }
-            pos += len as u64;
+            match record_at(pos) {
+                Ok((rec, len)) => {
+                    if let Some(rec) = rec {
+                        f(pid, tid, rec, Phase::Apply);
+                        n += 1;
+                    }
+                    pos += len as u64;
+                }
+                Err(()) => {
+                    // Skip what is left.
+                    pos = end;
+                    break;
+                }
+            }
         }
         r.read_pos.store(pos, Ordering::Release);
         self.records.set(self.records.get() + n as u64);
@@ -231,7 +279,7 @@ impl Shm {
             if tid.is_some_and(|t| r.owner_tid.load(Ordering::Acquire) != t) {
                 continue;
             }
-            self.drain_ring(i, &mut f);
+            self.drain_ring(i, &mut apply_only(&mut f));
             self.stalls
                 .set(self.stalls.get() + r.stalls.swap(0, Ordering::Relaxed));
             self.stall_ns
