@@ -1,5 +1,6 @@
-//! A fast hasher for the heap model's address keys: the default SipHash costs more than the
-//! rest of a record's processing, and addresses need no protection against collision attacks.
+//! A fast hasher for the heap model's address keys (and the profile's stack ids): the default
+//! SipHash costs more than the rest of a record's processing, and these keys need no
+//! protection against collision attacks.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -21,6 +22,12 @@ impl Hasher for AddrHasher {
         self.0 = h ^ (h >> 32);
     }
     fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_isize(&mut self, v: isize) {
         self.write_u64(v as u64);
     }
 }

@@ -9,7 +9,6 @@
 
 use crate::hash::AddrMap;
 use memcheck_wire::Func;
-use std::collections::HashMap;
 
 /// Totals of one allocation site.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,7 +37,7 @@ pub struct Sample {
 
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
-    pub sites: HashMap<(u32, Func), SiteStats>,
+    pub sites: AddrMap<(u32, Func), SiteStats>,
     pub heap_bytes: u64,
     pub peak_heap_bytes: u64,
     pub peak_ms: u64,
@@ -127,7 +126,7 @@ impl Profile {
     pub fn finish(
         &self,
         live: impl Iterator<Item = (u32, Func, u64)>,
-    ) -> HashMap<(u32, Func), SiteStats> {
+    ) -> AddrMap<(u32, Func), SiteStats> {
         let mut sites = self.sites.clone();
         for s in sites.values_mut() {
             s.sync(self.epoch);
