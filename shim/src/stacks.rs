@@ -12,7 +12,7 @@
 //! new id to the first. Past the last table, stacks get fresh ids and are sent every time.
 //! Each thread keeps the ids of the stacks it saw last in a small direct-mapped cache in front.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Slots of the first table; table `g` has `FIRST << g`.
 const FIRST: usize = 1 << 16;
@@ -34,6 +34,8 @@ static TABLE: [AtomicPtr<AtomicU64>; TABLES] =
 static USED: [AtomicUsize; TABLES] = [const { AtomicUsize::new(0) }; TABLES];
 /// The table new stacks go into.
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// A table could not be mapped: no more tries (each is three system calls).
+static NO_MORE: AtomicBool = AtomicBool::new(false);
 static OVERFLOW: AtomicU32 = AtomicU32::new(base(TABLES) as u32 + 1);
 
 /// Maps table `g`: private (a fork child gets its own copy) memory of a memfd named
@@ -62,12 +64,13 @@ pub fn init() {
 /// Moves new stacks on from table `g` to the next one (first caller maps it).
 #[cold]
 fn grow(g: usize) {
-    if g + 1 >= TABLES || CURRENT.load(Ordering::Acquire) != g {
+    if g + 1 >= TABLES || CURRENT.load(Ordering::Acquire) != g || NO_MORE.load(Ordering::Relaxed) {
         return;
     }
     if TABLE[g + 1].load(Ordering::Acquire).is_null() {
         let p = map(g + 1);
         if p.is_null() {
+            NO_MORE.store(true, Ordering::Relaxed);
             return;
         }
         if TABLE[g + 1]

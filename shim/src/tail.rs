@@ -79,8 +79,8 @@ impl Tails {
         let base = self.last.min(self.next);
         self.last = core::ptr::null_mut();
         self.next = core::ptr::null_mut();
-        // SAFETY: unmapping the mapping made by new, which nothing points into any more.
-        unsafe { libc::munmap(base as *mut libc::c_void, 2 * core::mem::size_of::<Tail>()) };
+        // The mapping made by new, which nothing points into any more.
+        crate::sys::munmap(base as *mut u8, 2 * core::mem::size_of::<Tail>());
     }
 
     /// The last stack and the scratch tail, if this thread has them.

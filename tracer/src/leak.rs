@@ -122,7 +122,9 @@ struct Scan<'a> {
     /// this rejects them with one lookup instead of a binary search.
     pages: crate::hash::AddrSet,
     /// For each 4 KiB page any block lies in, the blocks that do (a range of `blocks`): the
-    /// binary search of a word is over those few instead of the whole heap.
+    /// binary search of a word is over those few instead of the whole heap. `pages` comes
+    /// first: a much smaller set, it stays in the cache while most words of a large root
+    /// region are rejected.
     small_pages: crate::hash::AddrMap<u64, (u32, u32)>,
 }
 

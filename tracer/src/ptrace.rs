@@ -5,7 +5,7 @@
 //! parent's fork event was handled, so that its heap (a copy of the parent's) exists before
 //! its first record.
 
-use crate::hash::AddrMap;
+use crate::hash::{AddrHasher, AddrMap};
 use crate::heap::{AddrDescription, Heap, LiveBlock};
 use crate::leak::{self, ClassifiedBlock, LeakKind};
 use crate::maps::{self, ModuleMap};
@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
+use std::hash::Hasher;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -98,8 +99,6 @@ impl Proc {
             .unwrap_or_default();
     }
 
-    /// Applies one record; `trace` gets it (and what the tracer looked up for it) when the run
-    /// is recorded.
     /// Starts loading what applying `rec` will look up.
     #[inline]
     pub(crate) fn prefetch(&self, rec: &Record<'_>) {
@@ -110,6 +109,8 @@ impl Proc {
         }
     }
 
+    /// Applies one record; `trace` gets it (and what the tracer looked up for it) when the run
+    /// is recorded.
     pub(crate) fn apply(&mut self, tid: u32, rec: Record<'_>, trace: &mut Option<TraceWriter>) {
         if let Some(t) = trace.as_mut() {
             if let Some(ev) = trace_event(self.pid, tid, &rec) {
@@ -188,13 +189,16 @@ impl Proc {
         if self.live && frames.iter().any(|&f| !self.modules.knows(f)) {
             self.modules.refresh(self.pid);
         }
-        let h = frames.iter().fold(frames.len() as u64, |h, &f| {
-            (h.rotate_left(5) ^ f).wrapping_mul(0x517c_c1b7_2722_0a95)
-        });
+        let mut hasher = AddrHasher::default();
+        hasher.write_u64(frames.len() as u64);
+        frames.iter().for_each(|&f| hasher.write_u64(f));
+        let h = hasher.finish();
         match self.by_frames.get(&h) {
             Some(&first) if self.stacks.get(&first) == Some(&frames) => {
+                // The frames stay under this id too: a record of another thread may have used
+                // it before this definition arrived (it found the id in the shim's table
+                // before the defining thread sent the frames), and so was not mapped.
                 self.alias.insert(id, first);
-                return;
             }
             Some(_) => {}
             None => {

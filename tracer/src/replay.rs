@@ -2,12 +2,11 @@
 //! process model as during the run, without the processes, so the reports come out the same.
 //! Events are read one at a time: memory is bounded by the blocks live at once.
 
-use crate::heap::{Freelist, Heap, LiveBlock};
+use crate::heap::{Freelist, Heap};
 use crate::ptrace::Proc;
 use crate::shm::Record;
 use crate::trace::{Event, TraceReader};
 use crate::{RunResult, TraceError, TraceFileError};
-use memcheck_wire::Func;
 use std::path::Path;
 
 fn new_proc(pid: u32, ppid: u32, profile: bool, freelist: Freelist, now: u64) -> Proc {
@@ -70,17 +69,8 @@ pub fn replay(path: &Path, profile: bool, freelist: Freelist) -> Result<RunResul
                 let p = procs
                     .entry(pid)
                     .or_insert_with(|| new_proc(pid, 0, profile, vol, now));
-                let func = Func::from_u32(rec.func).unwrap_or(Func::Malloc);
-                p.heap.alloc(
-                    LiveBlock {
-                        addr: rec.addr,
-                        size: rec.size,
-                        stack: rec.stack,
-                        func,
-                        seq: rec.seq,
-                    },
-                    tid,
-                );
+                // As the run applied it (a stack sent again maps to its first id).
+                p.apply(tid, Record::Alloc(rec), &mut none);
             }
             Event::Free { pid, tid, bad, rec } => {
                 let p = procs

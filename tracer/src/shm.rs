@@ -194,8 +194,8 @@ impl Shm {
                 wire::RING_DATA,
             )
         };
-        // The record at `pos` is applied once the one at `ahead`, PREFETCH_RECORDS further on,
-        // has been announced (`Phase::Soon`).
+        // The record at `pos` is applied once the records up to `PREFETCH_BYTES` further on
+        // have been announced (`Phase::Soon`).
         let record_at = |at: u64| -> Result<(Option<Record<'_>>, usize), ()> {
             let off = (at as usize) & (wire::RING_DATA - 1);
             // SAFETY: a record header is 8 bytes at an 8-aligned offset inside the data area.

@@ -523,7 +523,7 @@ fn build_process(
             key.extend(ips.iter().take(depth));
         }
         key.truncate(cfg.leak_resolution.unwrap_or(usize::MAX));
-        let (r, _, _) = groups.entry((kind, key)).or_insert_with(|| {
+        let (r, first, first_func) = groups.entry((kind, key)).or_insert_with(|| {
             let r = LossRecord {
                 unique: 0,
                 kind: leak_kind_name(kind),
@@ -538,6 +538,10 @@ fn build_process(
             };
             (r, id, func)
         });
+        // The stack shown is the group's of lowest id, whatever the order of `by_id`.
+        if id < *first {
+            (*first, *first_func) = (id, func);
+        }
         r.bytes += a.bytes;
         r.blocks += a.blocks;
         r.indirect_bytes += a.indirect_bytes;
