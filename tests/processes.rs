@@ -276,6 +276,32 @@ fn a_block_leaked_by_a_worker_thread_has_the_worker_in_its_stack() {
     assert_no_errors(&r);
 }
 
+/// A threaded run that ends cleanly with no error, exactly `lost` (bytes, blocks) in use at
+/// exit, all of it definitely lost, and Valgrind's (allocs, frees); returns its root process.
+fn assert_exact_threaded_totals<'a>(
+    r: &'a Run,
+    what: &str,
+    lost: (u64, u64),
+    valgrind: (u64, u64),
+) -> &'a Value {
+    assert_eq!(r.code, Some(0), "{what}: {}", r.stderr);
+    assert_no_errors(r);
+    let p = r.root();
+    let (bytes, blocks, allocs, frees, _) = heap(p);
+    assert_eq!((bytes, blocks), lost, "{what}: in use at exit");
+    assert_eq!(
+        (allocs, frees),
+        valgrind,
+        "{what}: allocs/frees differ from Valgrind's"
+    );
+    assert_eq!(
+        leak_list(p),
+        vec![leak("Leak_DefinitelyLost", lost.0, lost.1)],
+        "{what}"
+    );
+    p
+}
+
 #[test]
 fn many_threads_give_exact_totals() {
     let prog = fixture("proc_thread_many");
@@ -284,24 +310,12 @@ fn many_threads_give_exact_totals() {
     // Several runs: thread interleavings differ from one run to the next.
     for run in 0..3 {
         let r = memcheck(&["--leak-check=full"], &prog, &[], b"");
-        assert_eq!(r.code, Some(0), "run {run}: {}", r.stderr);
-        assert_no_errors(&r);
-        let p = r.root();
-        let (bytes, blocks, allocs, frees, _) = heap(p);
-        assert_eq!((bytes, blocks), (8000, 8), "run {run}: in use at exit");
-        assert_eq!(
-            (allocs, frees),
-            (va, vf),
-            "run {run}: allocs/frees differ from Valgrind's"
-        );
+        let what = format!("run {run}");
+        let p = assert_exact_threaded_totals(&r, &what, (8000, 8), (va, vf));
+        let (_, _, allocs, frees, _) = heap(p);
         assert!(
             frees >= 80_000 && allocs == frees + 8,
             "run {run}: {allocs} allocs, {frees} frees"
-        );
-        assert_eq!(
-            leak_list(p),
-            vec![leak("Leak_DefinitelyLost", 8000, 8)],
-            "run {run}"
         );
         assert_eq!(only_leak_in(p, "work")["blocks"], 8);
         let ls = &p["leak_summary"];
@@ -328,21 +342,7 @@ fn blocks_handed_between_running_threads_are_matched_to_their_frees() {
         let mut args = vec!["--leak-check=full"];
         args.extend_from_slice(opts);
         let r = memcheck(&args, &prog, &[], b"");
-        assert_eq!(r.code, Some(0), "{opts:?}: {}", r.stderr);
-        assert_no_errors(&r);
-        let p = r.root();
-        let (bytes, blocks, allocs, frees, _) = heap(p);
-        assert_eq!((bytes, blocks), (500, 5), "{opts:?}: in use at exit");
-        assert_eq!(
-            (allocs, frees),
-            (va, vf),
-            "{opts:?}: allocs/frees differ from Valgrind's"
-        );
-        assert_eq!(
-            leak_list(p),
-            vec![leak("Leak_DefinitelyLost", 500, 5)],
-            "{opts:?}"
-        );
+        assert_exact_threaded_totals(&r, &format!("{opts:?}"), (500, 5), (va, vf));
     }
 }
 

@@ -30,19 +30,55 @@ fn live_and_replayed_with(
     run_opts: &[&str],
     report_opts: &[&str],
 ) -> (serde_json::Value, serde_json::Value, String, String) {
+    let r = record_and_report(d, prog, run_opts, report_opts, true);
+    (
+        r.live,
+        r.replayed,
+        r.live_folded.expect("live folded"),
+        r.replayed_folded.expect("replayed folded"),
+    )
+}
+
+/// What `record_and_report` gives back.
+struct Recorded {
+    live: serde_json::Value,
+    replayed: serde_json::Value,
+    live_folded: Option<String>,
+    replayed_folded: Option<String>,
+    /// Exit codes of the run and of `memcheck report`.
+    codes: (Option<i32>, Option<i32>),
+}
+
+/// Runs `memcheck RUN_OPTS --json [--folded] PROG` with `--record`, then `memcheck report` of
+/// its trace with `report_opts`; the folded outputs only if `folded` (they make a profile of
+/// the run).
+fn record_and_report(
+    d: &Path,
+    prog: &Path,
+    run_opts: &[&str],
+    report_opts: &[&str],
+    folded: bool,
+) -> Recorded {
     let trace = d.join("run.trace");
-    let outs = |tag: &str| {
-        (
-            d.join(format!("{tag}.json")),
-            d.join(format!("{tag}.folded")),
-        )
+    let outs = |tag: &str| -> Vec<PathBuf> {
+        let mut v = vec![d.join(format!("{tag}.json"))];
+        if folded {
+            v.push(d.join(format!("{tag}.folded")));
+        }
+        v
     };
-    let (lj, lf) = outs("live");
+    let args = |files: &[PathBuf]| -> Vec<String> {
+        let mut a = vec![format!("--json={}", files[0].display())];
+        if let Some(f) = files.get(1) {
+            a.push(format!("--folded={}", f.display()));
+        }
+        a
+    };
+    let live = outs("live");
     let st = Command::new(memcheck_bin())
         .args(run_opts)
         .arg(format!("--record={}", trace.display()))
-        .arg(format!("--json={}", lj.display()))
-        .arg(format!("--folded={}", lf.display()))
+        .args(args(&live))
         .arg(prog)
         .output()
         .unwrap();
@@ -50,13 +86,12 @@ fn live_and_replayed_with(
         st.status.code().is_some() || st.status.signal_is_some(),
         "ran"
     );
-    let (rj, rf) = outs("replayed");
+    let replayed = outs("replayed");
     let rep = Command::new(memcheck_bin())
         .arg("report")
         .arg(&trace)
         .args(report_opts)
-        .arg(format!("--json={}", rj.display()))
-        .arg(format!("--folded={}", rf.display()))
+        .args(args(&replayed))
         .output()
         .unwrap();
     assert!(
@@ -66,12 +101,13 @@ fn live_and_replayed_with(
     );
     let read =
         |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|_| panic!("{} written", p.display()));
-    (
-        serde_json::from_str(&read(&lj)).unwrap(),
-        serde_json::from_str(&read(&rj)).unwrap(),
-        read(&lf),
-        read(&rf),
-    )
+    Recorded {
+        live: serde_json::from_str(&read(&live[0])).unwrap(),
+        replayed: serde_json::from_str(&read(&replayed[0])).unwrap(),
+        live_folded: live.get(1).map(|p| read(p)),
+        replayed_folded: replayed.get(1).map(|p| read(p)),
+        codes: (st.status.code(), rep.status.code()),
+    }
 }
 
 trait SignalIsSome {
@@ -203,39 +239,10 @@ fn blocks_allocated_under_a_stack_sent_again_keep_it_in_the_report_of_a_trace() 
     // the second pass is allocated under a stack the shim sent again, under a new id. (No
     // profile outputs: 262,144 symbolised sites would take most of a minute.)
     let d = dir("resent");
-    let trace = d.join("run.trace");
-    let (lj, rj) = (d.join("live.json"), d.join("replayed.json"));
     let opts = ["--leak-check=full", "--num-callers=40"];
-    let st = Command::new(memcheck_bin())
-        .args(opts)
-        .arg(format!("--record={}", trace.display()))
-        .arg(format!("--json={}", lj.display()))
-        .arg(fixture("many_stacks"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        st.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let rep = Command::new(memcheck_bin())
-        .arg("report")
-        .arg(&trace)
-        .args(opts)
-        .arg(format!("--json={}", rj.display()))
-        .output()
-        .unwrap();
-    assert_eq!(
-        rep.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
-    let (lj, rj) = (read(&lj), read(&rj));
+    let r = record_and_report(&d, &fixture("many_stacks"), &opts, &opts, false);
+    assert_eq!(r.codes, (Some(0), Some(0)));
+    let (lj, rj) = (r.live, r.replayed);
     assert_eq!(lj, rj);
     let leaks = rj["processes"][0]["leaks"].as_array().unwrap();
     let lost: Vec<_> = leaks

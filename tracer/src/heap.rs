@@ -420,6 +420,14 @@ fn info(b: &LiveBlock, addr: u64) -> BlockInfo {
 mod tests {
     use super::*;
 
+    /// A heap whose freelist holds every freed block of these tests.
+    fn roomy_heap() -> Heap {
+        Heap::new(Freelist {
+            vol: 1 << 20,
+            blocks: 1 << 20,
+        })
+    }
+
     fn blk(addr: u64, seq: u64, func: Func) -> LiveBlock {
         LiveBlock {
             addr,
@@ -432,10 +440,7 @@ mod tests {
 
     #[test]
     fn free_before_alloc_from_another_thread_matches_by_seq() {
-        let mut h = Heap::new(Freelist {
-            vol: 1 << 20,
-            blocks: 1 << 20,
-        });
+        let mut h = roomy_heap();
         // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
         h.free(0x1000, 5, Func::Free, 2, 2);
         h.alloc(blk(0x1000, 3, Func::Malloc), 1);
@@ -448,10 +453,7 @@ mod tests {
 
     #[test]
     fn an_allocation_and_its_free_may_share_a_key() {
-        let mut h = Heap::new(Freelist {
-            vol: 1 << 20,
-            blocks: 1 << 20,
-        });
+        let mut h = roomy_heap();
         // In one epoch (key 5): thread A allocates, thread B frees, read in either order.
         h.alloc(blk(0x1000, 5, Func::Malloc), 1);
         h.free(0x1000, 5, Func::Free, 2, 2);
@@ -471,10 +473,7 @@ mod tests {
 
     #[test]
     fn reuse_read_before_free_keeps_the_newer_block() {
-        let mut h = Heap::new(Freelist {
-            vol: 1 << 20,
-            blocks: 1 << 20,
-        });
+        let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::Malloc), 1);
         h.alloc(blk(0x1000, 4, Func::Malloc), 1); // reuse read before the free (seq 2)
         h.free(0x1000, 2, Func::Free, 2, 2);
@@ -485,10 +484,7 @@ mod tests {
 
     #[test]
     fn mismatch_and_double_free_are_reported_once_per_stack() {
-        let mut h = Heap::new(Freelist {
-            vol: 1 << 20,
-            blocks: 1 << 20,
-        });
+        let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::NewArray), 1);
         h.free(0x1000, 2, Func::Delete, 9, 1);
         assert_eq!(h.errors().len(), 1);
