@@ -5,7 +5,7 @@ use crate::block::{self, Block};
 use crate::channel::{as_bytes, Lost};
 use crate::init::{self, ACTIVE, PASSTHROUGH};
 use crate::order;
-use crate::{real, stacks, tls};
+use crate::{quarantine, real, stacks, tls};
 use core::ffi::c_void;
 use memcheck_wire::{self as wire, Family, Func, Kind};
 
@@ -139,9 +139,8 @@ fn release(b: Block, key: u64) {
     let (st, exiting) = unsafe { ((*s).thread, (*s).flags & tls::EXITING != 0) };
     let (vol, blocks) = (init::freelist_vol(), init::freelist_blocks());
     if st.is_null() || exiting || vol == 0 || blocks == 0 {
-        order::before_release(key);
         // SAFETY: b.base() is the glibc pointer of a block released exactly once.
-        unsafe { real::__libc_free(b.base()) };
+        unsafe { quarantine::give_back(b.base(), key) };
     } else {
         // SAFETY: st is this thread's state.
         unsafe {

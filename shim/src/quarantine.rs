@@ -47,6 +47,19 @@ fn prefetch(addr: usize) {
 /// its free's order key.
 const SIZE_BITS: u32 = 64 - order::LOW_BITS;
 
+/// Gives a freed block (freed with order key `key`, or its low bits) back to glibc: the only
+/// way a block the program freed goes back, so that glibc never hands out an address again
+/// before the epoch has moved past its free (see `order`).
+///
+/// # Safety
+/// `base` is the glibc pointer of a block released exactly once.
+#[inline]
+pub unsafe fn give_back(base: *mut c_void, key: u64) {
+    order::before_release(key);
+    // SAFETY: guaranteed by the caller.
+    unsafe { real::__libc_free(base) };
+}
+
 pub struct Quarantine {
     /// (base pointer, bytes | free's order key << SIZE_BITS) ring of `mask + 1` entries;
     /// allocated on first use.
@@ -84,9 +97,8 @@ impl Quarantine {
             // SAFETY: plain glibc allocation of the ring.
             self.entries = unsafe { real::__libc_malloc(slots * 16) } as *mut (usize, usize);
             if self.entries.is_null() {
-                order::before_release(key);
                 // SAFETY: base is a live glibc block owned by the caller.
-                unsafe { real::__libc_free(base) };
+                unsafe { give_back(base, key) };
                 return;
             }
             self.mask = slots - 1;
@@ -100,9 +112,8 @@ impl Quarantine {
             self.pop();
         }
         if bytes > vol || bytes >> SIZE_BITS != 0 || blocks == 0 {
-            order::before_release(key);
             // SAFETY: base is a live glibc block owned by the caller.
-            unsafe { real::__libc_free(base) };
+            unsafe { give_back(base, key) };
             return;
         }
         let word = bytes | (key as usize) << SIZE_BITS;
@@ -126,9 +137,8 @@ impl Quarantine {
         self.head = (self.head + 1) & self.mask;
         self.len -= 1;
         self.bytes -= word & ((1 << SIZE_BITS) - 1);
-        order::before_release((word >> SIZE_BITS) as u64);
         // SAFETY: the block was held back by push and is released exactly once.
-        unsafe { real::__libc_free(base as *mut c_void) };
+        unsafe { give_back(base as *mut c_void, (word >> SIZE_BITS) as u64) };
     }
 
     /// Releases every held block and the ring (thread exit), and leaves the limits to the
