@@ -346,6 +346,21 @@ fn blocks_handed_between_running_threads_are_matched_to_their_frees() {
     }
 }
 
+#[test]
+fn an_address_freed_and_allocated_again_by_the_other_thread_is_matched_to_each_life() {
+    let prog = fixture("proc_thread_swap");
+    let (vb, vn, va, vf, _) = valgrind_heap_summary(&prog, &[]);
+    assert_eq!((vb, vn), (400, 4));
+    // Without a freelist (or with a small one) the second thread's malloc gets back the address
+    // it has just freed, and the first thread frees it.
+    for opts in [&[][..], &["--freelist-blocks=16"], &["--freelist-blocks=0"]] {
+        let mut args = vec!["--leak-check=full"];
+        args.extend_from_slice(opts);
+        let r = memcheck(&args, &prog, &[], b"");
+        assert_exact_threaded_totals(&r, &format!("{opts:?}"), (400, 4), (va, vf));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. fork
 // ---------------------------------------------------------------------------------------------

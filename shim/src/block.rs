@@ -1,9 +1,13 @@
 //! The 16-byte header the shim puts in front of every block it hands out:
 //!
 //! ```text
-//! [ size: u64 ][ tag: u64 ][ user data ... ]
-//!                           ^ pointer returned to the program
+//! [ key: u16 | size: u48 ][ tag: u64 ][ user data ... ]
+//!                                      ^ pointer returned to the program
 //! ```
+//!
+//! `key` is the low 16 bits of the allocation's order key (see `order`), which a free record
+//! carries so that the tracer knows which allocation of the address it frees (no block is 2^48
+//! bytes: user addresses have 47 bits).
 //!
 //! `tag` mixes the user pointer with a per-process secret (upper 48 bits) and keeps the block's
 //! state in its low 16 bits: live or freed, allocator family, whether the block is recorded, and
@@ -23,6 +27,8 @@ const STATE_MASK: u64 = 3;
 const FAMILY_SHIFT: u64 = 2;
 const UNTRACKED: u64 = 1 << 4;
 const SHIFT_SHIFT: u64 = 8;
+const SIZE_BITS: u64 = 48;
+const SIZE_MASK: u64 = (1 << SIZE_BITS) - 1;
 
 static SECRET: AtomicU64 = AtomicU64::new(0);
 
@@ -41,9 +47,15 @@ pub struct Block {
     pub user: usize,
     pub size: usize,
     tag: u64,
+    /// The low 16 bits of the allocation's order key.
+    key: u16,
 }
 
 impl Block {
+    /// What a free record says of the allocation it frees (`memcheck_wire::Free::alloc_key`).
+    pub fn alloc_key(&self) -> u32 {
+        memcheck_wire::alloc_key(self.key as u64)
+    }
     pub fn is_freed(&self) -> bool {
         self.tag & STATE_MASK == STATE_FREED
     }
@@ -72,21 +84,35 @@ impl Block {
 /// count as interior pointers into the block for the leak scan.
 const TAIL: usize = 8;
 
-/// Allocates `size` bytes aligned to `align` (a power of two) behind a header.
+/// Allocates `size` bytes aligned to `align` (a power of two) behind a header; returns the
+/// block and, for a tracked one, its order key (0 for others), read once glibc returned it.
 #[inline]
-pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) -> *mut c_void {
+pub fn alloc(
+    size: usize,
+    align: usize,
+    zero: bool,
+    family: u32,
+    tracked: bool,
+) -> (*mut c_void, u64) {
     let (offset, shift) = if align <= HEADER {
         (HEADER, 4)
     } else {
         (align, align.trailing_zeros() as u64)
     };
-    let Some(total) = size.checked_add(offset + TAIL) else {
-        return core::ptr::null_mut();
+    let Some(total) = size
+        .checked_add(offset + TAIL)
+        .filter(|_| size as u64 <= SIZE_MASK)
+    else {
+        // What glibc says of a size no mapping can hold.
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
+        return (core::ptr::null_mut(), 0);
     };
     let base = real::alloc(total, if offset == HEADER { 16 } else { align }, zero);
     if base.is_null() {
-        return base;
+        return (base, 0);
     }
+    let key = if tracked { crate::order::key() } else { 0 };
     let user = base as usize + offset;
     let mut low = STATE_LIVE | ((family as u64) << FAMILY_SHIFT) | (shift << SHIFT_SHIFT);
     if !tracked {
@@ -94,10 +120,10 @@ pub fn alloc(size: usize, align: usize, zero: bool, family: u32, tracked: bool) 
     }
     // SAFETY: the header lies inside the glibc block, just before the user pointer.
     unsafe {
-        *((user - 16) as *mut u64) = size as u64;
+        *((user - 16) as *mut u64) = size as u64 | key << SIZE_BITS;
         *((user - 8) as *mut u64) = check(user) | low;
     }
-    user as *mut c_void
+    (user as *mut c_void, key)
 }
 
 /// Reads the header in front of `p`, if `p` is a block of ours (live or held back freed).
@@ -123,8 +149,9 @@ pub fn lookup(p: *mut c_void) -> Option<Block> {
     }
     Some(Block {
         user,
-        size: size as usize,
+        size: (size & SIZE_MASK) as usize,
         tag,
+        key: (size >> SIZE_BITS) as u16,
     })
 }
 

@@ -53,9 +53,10 @@ fn record_alloc(
     size: usize,
     func: Func,
     stack: u32,
+    key: u64,
 ) -> Result<(), Lost> {
     let rec = wire::Alloc {
-        seq: order::key(),
+        seq: key,
         addr: p as u64,
         size: size as u64,
         stack,
@@ -69,15 +70,25 @@ fn record_alloc(
     }
 }
 
-/// Sends the record of a valid free, with its order key.
+/// Sends the record of a valid free of block `b`, with its order key.
 fn record_free(
     st: &mut tls::ThreadState,
     key: u64,
-    addr: u64,
+    b: &Block,
     func: Func,
     stack: u32,
 ) -> Result<(), Lost> {
-    record_free_sized(st, Kind::Free, key, addr, 0, func, stack, 0)
+    record_free_sized(
+        st,
+        Kind::Free,
+        key,
+        b.user as u64,
+        0,
+        func,
+        stack,
+        0,
+        b.alloc_key(),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -90,6 +101,7 @@ fn record_free_sized(
     func: Func,
     stack: u32,
     flags: u32,
+    alloc_key: u32,
 ) -> Result<(), Lost> {
     let rec = wire::Free {
         seq: key,
@@ -98,7 +110,7 @@ fn record_free_sized(
         stack,
         func: func as u32,
         flags,
-        _pad: 0,
+        alloc_key,
     };
     // SAFETY: Free is plain old data.
     let b = unsafe { as_bytes(&rec) };
@@ -117,12 +129,12 @@ pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) 
     }
     let (_g, outer) = tls::Guard::enter();
     let record = outer && mode == ACTIVE;
-    let p = block::alloc(size, align, zero, family_code(func.family()), record);
+    let (p, key) = block::alloc(size, align, zero, family_code(func.family()), record);
     if p.is_null() || !record {
         return p;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st, caller).and_then(|id| record_alloc(st, p, size, func, id));
+        let r = stack_id(st, caller).and_then(|id| record_alloc(st, p, size, func, id, key));
         if let Err(e) = r {
             lost(e);
         }
@@ -167,6 +179,7 @@ fn bad_free(p: *mut c_void, size: usize, func: Func, flags: u32, record: bool, c
                 func,
                 id,
                 flags,
+                0,
             )
         });
         if let Err(e) = r {
@@ -195,7 +208,7 @@ pub fn dealloc(p: *mut c_void, func: Func, caller: Caller) {
             if b.tracked() && mode == ACTIVE {
                 if let Some(st) = init::thread_state() {
                     let id = if outer { stack_id(st, caller) } else { Ok(0) };
-                    if let Err(e) = id.and_then(|id| record_free(st, key, p as u64, func, id)) {
+                    if let Err(e) = id.and_then(|id| record_free(st, key, &b, func, id)) {
                         lost(e);
                     }
                 }
@@ -237,7 +250,7 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut 
         dealloc(p, func, caller);
         return core::ptr::null_mut();
     }
-    let new = block::alloc(size, 16, false, family_code(Family::Malloc), record);
+    let (new, new_key) = block::alloc(size, 16, false, family_code(Family::Malloc), record);
     if new.is_null() {
         return new;
     }
@@ -249,10 +262,10 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut 
             let id = if outer { stack_id(st, caller) } else { Ok(0) };
             let r = id.and_then(|id| {
                 if tracked {
-                    record_free(st, key, p as u64, func, id)?;
+                    record_free(st, key, &old, func, id)?;
                 }
                 if record {
-                    record_alloc(st, new, size, func, id)?;
+                    record_alloc(st, new, size, func, id, new_key)?;
                 }
                 Ok(())
             });

@@ -5,12 +5,15 @@
 //! allocation by one thread and the free by another may arrive in either order. Each record
 //! carries an order key (`seq`, see `memcheck_wire::Alloc`): for one address, an allocation's
 //! key is at most its free's, and the free's is below the next allocation's. A free is matched
-//! with the block at that address whose allocation has the greatest key not above the free's.
+//! with the block at that address whose allocation has the greatest key not above the free's,
+//! among those whose key's low bits are the ones the free names (`memcheck_wire::Free::
+//! alloc_key`): a free of the address's next allocation may be read before the free of the
+//! allocation still live.
 
 use crate::hash::AddrMap;
 use crate::live::LiveTable;
 use crate::profile::Profile;
-use memcheck_wire::{Family, Func};
+use memcheck_wire::{is_alloc_key, Family, Func};
 use std::collections::{HashMap, VecDeque};
 
 /// A block still allocated.
@@ -21,6 +24,16 @@ pub struct LiveBlock {
     pub stack: u32,
     pub func: Func,
     pub seq: u64,
+}
+
+/// A free read before the allocation it frees.
+#[derive(Clone, Debug)]
+struct PendingFree {
+    seq: u64,
+    alloc_key: u32,
+    func: Func,
+    stack: u32,
+    tid: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -106,8 +119,8 @@ pub struct Heap {
     live: LiveTable,
     /// Older blocks at an address whose free has not arrived yet (rare: cross-thread reuse).
     shadowed: AddrMap<u64, Vec<LiveBlock>>,
-    /// Frees whose allocation has not arrived yet (rare), by address: their order keys.
-    pending: AddrMap<u64, Vec<(u64, Func, u32, u32)>>,
+    /// Frees whose allocation has not arrived yet (rare), by address.
+    pending: AddrMap<u64, Vec<PendingFree>>,
     /// The allocation profile, when asked for (--profile and the outputs built on it).
     pub profile: Option<Box<Profile>>,
     freed: VecDeque<FreedBlock>,
@@ -186,15 +199,15 @@ impl Heap {
             if let Some(i) = list
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.0 >= b.seq)
-                .min_by_key(|(_, p)| p.0)
+                .filter(|(_, p)| p.seq >= b.seq && is_alloc_key(b.seq, p.alloc_key))
+                .min_by_key(|(_, p)| p.seq)
                 .map(|(i, _)| i)
             {
-                let (_, func, stack, free_tid) = list.swap_remove(i);
+                let f = list.swap_remove(i);
                 if list.is_empty() {
                     self.pending.remove(&b.addr);
                 }
-                self.retire(b, func, stack, free_tid);
+                self.retire(b, f.func, f.stack, f.tid);
                 return;
             }
         }
@@ -210,25 +223,27 @@ impl Heap {
         }
     }
 
-    /// A valid deallocation (the shim checked the block header).
-    pub fn free(&mut self, addr: u64, seq: u64, func: Func, stack: u32, tid: u32) {
+    /// A valid deallocation (the shim checked the block header), with its order key and the
+    /// allocation key it names (`memcheck_wire::Free::alloc_key`).
+    pub fn free(&mut self, addr: u64, seq: u64, alloc_key: u32, func: Func, stack: u32, tid: u32) {
         self.frees += 1;
+        let freed_by = |b: &LiveBlock| b.seq <= seq && is_alloc_key(b.seq, alloc_key);
         // The common case, in one lookup: no older block waits at any address, and the live
         // block at this one is the one freed.
         if self.shadowed.is_empty() {
             if let Some(b) = self.live.remove(addr) {
-                if b.seq <= seq {
+                if freed_by(&b) {
                     self.retire(b, func, stack, tid);
                     return;
                 }
                 self.live.insert(b);
             }
         }
-        let in_live = self.live.get(addr).is_some_and(|b| b.seq <= seq);
+        let in_live = self.live.get(addr).is_some_and(freed_by);
         let shadow_best = self.shadowed.get(&addr).and_then(|v| {
             v.iter()
                 .enumerate()
-                .filter(|(_, b)| b.seq <= seq)
+                .filter(|(_, b)| freed_by(b))
                 .max_by_key(|(_, b)| b.seq)
                 .map(|(i, b)| (i, b.seq))
         });
@@ -245,10 +260,13 @@ impl Heap {
                 b
             }
             (false, None) => {
-                self.pending
-                    .entry(addr)
-                    .or_default()
-                    .push((seq, func, stack, tid));
+                self.pending.entry(addr).or_default().push(PendingFree {
+                    seq,
+                    alloc_key,
+                    func,
+                    stack,
+                    tid,
+                });
                 return;
             }
         };
@@ -419,6 +437,7 @@ fn info(b: &LiveBlock, addr: u64) -> BlockInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memcheck_wire::alloc_key;
 
     /// A heap whose freelist holds every freed block of these tests.
     fn roomy_heap() -> Heap {
@@ -442,7 +461,7 @@ mod tests {
     fn free_before_alloc_from_another_thread_matches_by_seq() {
         let mut h = roomy_heap();
         // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
-        h.free(0x1000, 5, Func::Free, 2, 2);
+        h.free(0x1000, 5, alloc_key(3), Func::Free, 2, 2);
         h.alloc(blk(0x1000, 3, Func::Malloc), 1);
         // And the address is reused (seq 7) by A.
         h.alloc(blk(0x1000, 7, Func::Malloc), 1);
@@ -456,15 +475,15 @@ mod tests {
         let mut h = roomy_heap();
         // In one epoch (key 5): thread A allocates, thread B frees, read in either order.
         h.alloc(blk(0x1000, 5, Func::Malloc), 1);
-        h.free(0x1000, 5, Func::Free, 2, 2);
-        h.free(0x2000, 5, Func::Free, 2, 2);
+        h.free(0x1000, 5, alloc_key(5), Func::Free, 2, 2);
+        h.free(0x2000, 5, alloc_key(5), Func::Free, 2, 2);
         h.alloc(blk(0x2000, 5, Func::Malloc), 1);
         assert!(h.live_blocks().is_empty());
         // The address goes back to glibc in a later epoch: its reuse (key 6), read before the
         // free, stays live.
         h.alloc(blk(0x3000, 6, Func::Malloc), 1);
         h.alloc(blk(0x3000, 5, Func::Malloc), 1);
-        h.free(0x3000, 5, Func::Free, 2, 2);
+        h.free(0x3000, 5, alloc_key(5), Func::Free, 2, 2);
         let live = h.live_blocks();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].seq, 6);
@@ -472,11 +491,27 @@ mod tests {
     }
 
     #[test]
+    fn a_free_of_the_next_life_of_an_address_waits_for_its_allocation() {
+        let mut h = roomy_heap();
+        // Thread A allocates (key 1) and thread B frees (key 2); B gets the address back from
+        // glibc (key 3) and A frees it (key 4). A's records are read first: its free names the
+        // allocation of key 3, not the live one of key 1.
+        h.alloc(blk(0x1000, 1, Func::NewArray), 1);
+        h.free(0x1000, 4, alloc_key(3), Func::Free, 2, 1);
+        assert_eq!(h.live_blocks().len(), 1);
+        h.free(0x1000, 2, alloc_key(1), Func::DeleteArray, 3, 2);
+        h.alloc(blk(0x1000, 3, Func::Malloc), 2);
+        assert!(h.live_blocks().is_empty());
+        assert!(h.errors().is_empty(), "{:?}", h.errors());
+        assert_eq!((h.totals().allocs, h.totals().frees), (2, 2));
+    }
+
+    #[test]
     fn reuse_read_before_free_keeps_the_newer_block() {
         let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::Malloc), 1);
         h.alloc(blk(0x1000, 4, Func::Malloc), 1); // reuse read before the free (seq 2)
-        h.free(0x1000, 2, Func::Free, 2, 2);
+        h.free(0x1000, 2, alloc_key(1), Func::Free, 2, 2);
         let live = h.live_blocks();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].seq, 4);
@@ -486,7 +521,7 @@ mod tests {
     fn mismatch_and_double_free_are_reported_once_per_stack() {
         let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::NewArray), 1);
-        h.free(0x1000, 2, Func::Delete, 9, 1);
+        h.free(0x1000, 2, alloc_key(1), Func::Delete, 9, 1);
         assert_eq!(h.errors().len(), 1);
         assert_eq!(h.errors()[0].kind, ErrorKind::MismatchedFree);
         h.bad_free(0x1000, 0, Func::Free, 8, 1);

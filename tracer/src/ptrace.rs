@@ -142,7 +142,7 @@ impl Proc {
             Record::Free(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
                 self.heap
-                    .free(f.addr, f.seq, func, self.stack(f.stack), tid);
+                    .free(f.addr, f.seq, f.alloc_key, func, self.stack(f.stack), tid);
             }
             Record::BadFree(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);

@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 7] = b"MCTRACE";
 /// Version 3: an allocation and its free may share an order key (`memcheck_wire::Alloc::seq`),
-/// which earlier readers would misread.
-pub const VERSION: u8 = 3;
+/// which earlier readers would misread. Version 4: a free says which allocation it frees
+/// (`memcheck_wire::Free::alloc_key`).
+pub const VERSION: u8 = 4;
 /// Oldest version this memcheck reads (version 1 lacks `Event::Settings`; versions 1 and 2 have
-/// distinct keys, which read the same).
+/// distinct keys, which read the same; before version 4, frees have no `alloc_key`).
 const OLDEST: u8 = 1;
 
 /// The classification of one block still allocated at exit: (address, kind, heuristic,
@@ -168,6 +169,8 @@ fn put_status(out: &mut Vec<u8>, s: Option<ExitStatus>) {
 /// longest outer part already sent, plus its new inner frames.
 #[derive(Default)]
 struct Deltas {
+    /// Reader: the trace's version (0: this one's).
+    version: u8,
     last: HashMap<(u32, u32), (u64, u64)>,
     /// Writer: (parent node, address) -> node.
     trie: HashMap<(u32, u64), u32>,
@@ -342,6 +345,7 @@ fn encode(out: &mut Vec<u8>, d: &mut Deltas, e: &Event) {
             put(out, rec.func as u64);
             put(out, rec.flags as u64);
             if !*bad {
+                put(out, rec.alloc_key as u64);
                 d.note_free(rec.addr);
             }
         }
@@ -472,6 +476,7 @@ impl TraceReader {
         if !(OLDEST..=VERSION).contains(&head[7]) {
             return Err(TraceFileError::Version(r.name.clone(), head[7]));
         }
+        r.deltas.version = head[7];
         Ok(r)
     }
 
@@ -637,16 +642,19 @@ fn decode(r: &mut impl Read, d: &mut Deltas) -> io::Result<Event> {
             let seq = l.0.wrapping_add(unzigzag(get(r)?) as u64);
             let addr = l.1.wrapping_add(unzigzag(get(r)?) as u64);
             l.0 = seq;
-            let rec = wire::Free {
+            let mut rec = wire::Free {
                 seq,
                 addr,
                 size: get(r)?,
                 stack: get32(r)?,
                 func: get32(r)?,
                 flags: get32(r)?,
-                _pad: 0,
+                alloc_key: 0,
             };
             if t == 6 {
+                if d.version == 0 || d.version >= 4 {
+                    rec.alloc_key = get32(r)?;
+                }
                 d.note_free(addr);
             }
             Event::Free {
@@ -849,7 +857,7 @@ mod tests {
                     stack: 3,
                     func: 9,
                     flags: 0,
-                    _pad: 0,
+                    alloc_key: wire::alloc_key(7),
                 },
             },
             Event::Alloc {

@@ -19,7 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of everything in this crate; the tracer refuses a shim of another version.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// First word of the shared memory.
 pub const MAGIC: u64 = 0x4b43_4843_4d45_4d31; // "1MEMCHCK"
 
@@ -193,7 +193,27 @@ pub struct Free {
     pub func: u32,
     /// For [`Kind::BadFree`]: one of the `BAD_*` constants.
     pub flags: u32,
-    pub _pad: u32,
+    /// For [`Kind::Free`]: which allocation of the address is freed, as [`alloc_key`] of its
+    /// key; 0: not known. The keys alone do not tell: if thread A frees a block and B gets its
+    /// address back from glibc, frees it again, and the tracer reads B's ring first, B's free
+    /// could be taken for the free of the earlier allocation, still live as far as the tracer
+    /// knows.
+    pub alloc_key: u32,
+}
+
+/// A free record's `alloc_key` for an allocation with order key `seq`: its low 16 bits (what
+/// the shim's block header keeps of it), marked as known.
+pub const fn alloc_key(seq: u64) -> u32 {
+    ALLOC_KEY_KNOWN | (seq & 0xffff) as u32
+}
+
+/// Set in every `alloc_key` the shim sends.
+pub const ALLOC_KEY_KNOWN: u32 = 1 << 16;
+
+/// Whether an allocation with order key `seq` is the one a free with `alloc_key` frees, as far
+/// as the key tells (a key from a trace of an older memcheck is 0 and tells nothing).
+pub const fn is_alloc_key(seq: u64, alloc_key: u32) -> bool {
+    alloc_key == 0 || alloc_key == self::alloc_key(seq)
 }
 
 /// The block header says the block was already freed (it is held back from reuse).
