@@ -87,6 +87,50 @@ fn profile_report_and_json() {
         .iter()
         .all(|s| s["heap_bytes"].as_u64().unwrap() <= 199_001));
     assert!(p["peak_rss_bytes"].as_u64().unwrap() > 0);
+    // The sites' stacks index one table of frames, which holds each frame once.
+    let frames = p["frames"].as_array().unwrap();
+    let distinct: std::collections::HashSet<String> =
+        frames.iter().map(|f| f.to_string()).collect();
+    assert_eq!(distinct.len(), frames.len(), "{frames:#?}");
+    let sites = p["sites"].as_array().unwrap();
+    let sum = |field: &str| -> u64 { sites.iter().map(|s| s[field].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (
+            sum("allocations"),
+            sum("bytes"),
+            sum("temporary"),
+            sum("leaked_bytes")
+        ),
+        (161, 207_201, 50, 5_001)
+    );
+    let functions_of = |site: &serde_json::Value| -> Vec<String> {
+        site["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| frames[i.as_u64().unwrap() as usize]["function"].to_string())
+            .collect()
+    };
+    for (name, allocations, bytes) in [
+        ("big", 1, 100_000),
+        ("many", 99, 99_000),
+        ("again", 10, 5_000),
+    ] {
+        let site = sites
+            .iter()
+            .find(|s| functions_of(s).contains(&format!("\"{name}\"")))
+            .unwrap_or_else(|| panic!("{name}: {sites:#?}"));
+        assert_eq!(
+            (site["allocations"].as_u64(), site["bytes"].as_u64()),
+            (Some(allocations), Some(bytes)),
+            "{name}"
+        );
+        assert_eq!(
+            functions_of(site)[..3],
+            ["\"malloc\"", &format!("\"{name}\""), "\"main\""],
+            "{name}"
+        );
+    }
     for title in [
         "peak heap memory consumption: 199,001 bytes",
         "MOST CALLS TO ALLOCATION FUNCTIONS",

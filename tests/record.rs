@@ -236,14 +236,21 @@ fn truncated_or_corrupt_traces_are_clear_errors() {
 #[test]
 fn blocks_allocated_under_a_stack_sent_again_keep_it_in_the_report_of_a_trace() {
     // The shim's stack table grows during the first pass of many_stacks; the block leaked in
-    // the second pass is allocated under a stack the shim sent again, under a new id. (No
-    // profile outputs: 262,144 symbolised sites would take most of a minute.)
+    // the second pass is allocated under a stack the shim sent again, under a new id, as are
+    // the allocation sites of the second pass (one site per stack, whatever its ids).
     let d = dir("resent");
     let opts = ["--leak-check=full", "--num-callers=40"];
-    let r = record_and_report(&d, &fixture("many_stacks"), &opts, &opts, false);
+    let r = record_and_report(&d, &fixture("many_stacks"), &opts, &opts, true);
     assert_eq!(r.codes, (Some(0), Some(0)));
     let (lj, rj) = (r.live, r.replayed);
     assert_eq!(lj, rj);
+    assert_eq!(r.live_folded, r.replayed_folded);
+    let sites = lj["processes"][0]["profile"]["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 1 << 17, "one site per path");
+    assert!(
+        sites.iter().all(|s| s["allocations"] == 2),
+        "one allocation per pass"
+    );
     let leaks = rj["processes"][0]["leaks"].as_array().unwrap();
     let lost: Vec<_> = leaks
         .iter()

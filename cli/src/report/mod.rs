@@ -91,7 +91,10 @@ pub struct Process {
     /// How often each suppression was used.
     pub suppcounts: Vec<SuppCount>,
     /// With --profile, --flamegraph or --folded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "json::profile"
+    )]
     pub profile: Option<ProfileOut>,
 }
 
@@ -106,7 +109,9 @@ pub struct ProfileOut {
     pub temporary: u64,
     pub bytes_allocated: u64,
     pub leaked_bytes: u64,
-    /// One per allocation site (stack and allocator), most bytes allocated first.
+    /// One per allocation site (stack and allocator), most bytes allocated first. In JSON,
+    /// with their frames in one table (see `json::profile`).
+    #[serde(skip)]
     pub sites: Vec<SiteOut>,
     /// Heap in use and RSS over time.
     pub samples: Vec<SampleOut>,
@@ -119,6 +124,7 @@ pub struct SiteOut {
     pub temporary: u64,
     pub peak_bytes: u64,
     pub leaked_bytes: u64,
+    #[serde(skip)]
     pub stack: Vec<FrameRef>,
 }
 
@@ -249,7 +255,12 @@ struct Stacks<'a> {
     /// The frames (inlined ones first) of each return address symbolised so far: a stack
     /// shares them with every other stack through that address.
     by_ip: HashMap<u64, Vec<FrameRef>>,
+    /// The first frame of every stack, the interposed function, by function.
+    entries: HashMap<u32, FrameRef>,
 }
+
+/// What a stack shows for the frame below main, as Valgrind does.
+const BELOW_MAIN: &str = "(below main)";
 
 /// Valgrind stops a stack at the frame below main.
 fn below_main(f: &Frame) -> bool {
@@ -276,13 +287,17 @@ impl Stacks<'_> {
             .sym
             .export_address(modules, self.shim, func.symbol())
             .unwrap_or(0);
-        let mut out = vec![FrameRef::new(Frame {
-            ip: entry,
-            function: Some(func.display_name().to_string()),
-            mangled: Some(func.symbol().to_string()),
-            object: Some(self.shim.display().to_string()),
-            ..Default::default()
-        })];
+        let shim = self.shim;
+        let entry = self.entries.entry(func as u32).or_insert_with(|| {
+            FrameRef::new(Frame {
+                ip: entry,
+                function: Some(func.display_name().to_string()),
+                mangled: Some(func.symbol().to_string()),
+                object: Some(shim.display().to_string()),
+                ..Default::default()
+            })
+        });
+        let mut out = vec![entry.clone()];
         let empty = Vec::new();
         let ips = self.proc.stacks.get(&id).unwrap_or(&empty);
         for &ip in ips.iter().take(limit.saturating_sub(1)) {
@@ -290,26 +305,28 @@ impl Stacks<'_> {
                 self.sym
                     .frames(modules, ip, true)
                     .into_iter()
-                    .map(FrameRef::new)
+                    .map(|f| {
+                        FrameRef::new(if below_main(&f) {
+                            Frame {
+                                function: Some(BELOW_MAIN.to_string()),
+                                ..f
+                            }
+                        } else {
+                            f
+                        })
+                    })
                     .collect()
             });
             // Like Valgrind (--show-below-main=no), the stack ends at main, or at the first
             // frame below it when main is not on the stack.
             let at_main = frames.iter().any(|f| f.function.as_deref() == Some("main"));
-            let below = frames.iter().any(|f| below_main(f));
+            let below = frames
+                .iter()
+                .any(|f| f.function.as_deref() == Some(BELOW_MAIN));
             if below && out.iter().any(|f| f.function.as_deref() == Some("main")) {
                 break;
             }
-            for f in frames.iter() {
-                if below_main(f) {
-                    out.push(FrameRef::new(Frame {
-                        function: Some("(below main)".to_string()),
-                        ..Frame::clone(f)
-                    }));
-                } else {
-                    out.push(f.clone());
-                }
-            }
+            out.extend(frames.iter().cloned());
             if at_main || below {
                 break;
             }
@@ -435,6 +452,7 @@ fn build_process(
         num_callers: cfg.num_callers as usize,
         cache: HashMap::new(),
         by_ip: HashMap::new(),
+        entries: HashMap::new(),
     };
     let mut summary = ErrorSummary::default();
     let mut suppcounts: Vec<SuppCount> = Vec::new();
