@@ -167,6 +167,9 @@ struct Record {
     blocks: u64,
     aux: String,
     at: Option<(String, u64)>,
+    /// Per stack of the record (the call's, then where the block was freed and allocated):
+    /// whether it was kept, rather than Valgrind's `0x0: ???` (--keep-stacktraces).
+    kept: Vec<bool>,
 }
 
 /// A record with what is shown beside it (not compared): the function of the fixture frame,
@@ -184,10 +187,19 @@ impl std::fmt::Display for Record {
             Some((file, line)) => format!("{file}:{line}"),
             None => "(no fixture frame)".to_string(),
         };
+        let kept: String = self
+            .kept
+            .iter()
+            .map(|&k| if k { '+' } else { '-' })
+            .collect();
         if self.aux.is_empty() {
-            write!(f, "{} {}B/{} @ {at}", self.kind, self.bytes, self.blocks)
+            write!(
+                f,
+                "{} {}B/{} @ {at} [{kept}]",
+                self.kind, self.bytes, self.blocks
+            )
         } else {
-            write!(f, "{} \"{}\" @ {at}", self.kind, self.aux)
+            write!(f, "{} \"{}\" @ {at} [{kept}]", self.kind, self.aux)
         }
     }
 }
@@ -270,6 +282,11 @@ fn records(tool: Tool, doc: &Doc, sources: &[&str]) -> Vec<Shown> {
                     mask_addresses(e.auxwhat.first().map(String::as_str).unwrap_or("(none)"))
                 },
                 at: fixture_frame.map(|f| (f.file.clone().unwrap(), f.line.unwrap_or(0))),
+                kept: e
+                    .stacks
+                    .iter()
+                    .map(|s| s.iter().any(|f| f.func.is_some()))
+                    .collect(),
             };
             let note = documented(tool, e, &mut rec);
             let func = fixture_frame
@@ -835,6 +852,40 @@ fn double_invalid_and_mismatched_frees() {
             ("MismatchedFree", F, "VG_BAD_NEWONE_DELETE_ARRAY"),
         ],
     });
+}
+
+#[test]
+fn stacks_kept_as_keep_stacktraces_says() {
+    // Bad frees and leaks, with each setting of --keep-stacktraces but the default: the call's
+    // own stack is always shown, where the block was allocated or freed only if kept (else
+    // Valgrind's `0x0: ???`, or nothing for a freed block's allocation), and the blocks of a
+    // kind leaked without a kept stack make one loss record.
+    const F: &str = "vg_bad_frees";
+    for keep in ["alloc", "free", "alloc-then-free", "none"] {
+        let opt = format!("--keep-stacktraces={keep}");
+        compare(Case {
+            name: F,
+            args: vec![],
+            extra: &[&opt],
+            sources: &["vg_bad_frees.cpp"],
+            code: 0,
+            processes: 1,
+            expect: &[
+                ("InvalidFree", F, "VG_BAD_DOUBLE_SECOND"),
+                ("InvalidFree", F, "VG_BAD_REALLOC_CALL"),
+                ("MismatchedFree", F, "VG_BAD_NEW_FREE"),
+            ],
+        });
+        compare(Case {
+            name: "vg_list",
+            args: vec![],
+            extra: &[&opt],
+            sources: &["vg_list.c"],
+            code: 0,
+            processes: 1,
+            expect: &[],
+        });
+    }
 }
 
 #[test]

@@ -36,6 +36,36 @@ pub enum LeakCheck {
     Yes,
 }
 
+/// Which stacks are kept for the blocks (Valgrind's --keep-stacktraces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeepStacktraces {
+    /// Where each block was allocated and where it was freed.
+    AllocAndFree,
+    /// Where it was allocated; not where it was freed (a free then captures no stack).
+    Alloc,
+    /// Where it was freed; not where it was allocated.
+    Free,
+    /// Where it was allocated until it is freed, then only where it was freed.
+    AllocThenFree,
+    /// Neither (only the stacks of the bad calls themselves).
+    None,
+}
+
+impl KeepStacktraces {
+    /// The stacks the shim captures (`memcheck_wire::Header::keep`).
+    pub fn captured(self) -> u32 {
+        use memcheck_tracer::{KEEP_ALLOC, KEEP_FREE};
+        match self {
+            KeepStacktraces::AllocAndFree | KeepStacktraces::AllocThenFree => {
+                KEEP_ALLOC | KEEP_FREE
+            }
+            KeepStacktraces::Alloc => KEEP_ALLOC,
+            KeepStacktraces::Free => KEEP_FREE,
+            KeepStacktraces::None => 0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Resolution {
     Low,
@@ -200,6 +230,17 @@ struct Cli {
     #[arg(long = "num-callers", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=256), require_equals = true)]
     num_callers: u32,
 
+    /// Stacks kept for each block: alloc-and-free, alloc, free, alloc-then-free (shown for a
+    /// freed block: where it was freed only), none. Not capturing free stacks makes frees
+    /// cheaper.
+    #[arg(
+        long = "keep-stacktraces",
+        value_enum,
+        default_value = "alloc-and-free",
+        require_equals = true
+    )]
+    keep_stacktraces: KeepStacktraces,
+
     /// Follow programs started by exec.
     #[arg(
         long = "trace-children",
@@ -355,6 +396,7 @@ pub struct Config {
     pub leak_resolution: Option<usize>,
     pub error_exitcode: i32,
     pub num_callers: u32,
+    pub keep_stacktraces: KeepStacktraces,
     pub trace_children: bool,
     pub child_silent_after_fork: bool,
     pub freelist: memcheck_tracer::Freelist,
@@ -418,10 +460,6 @@ const IGNORED: &[(&str, &str)] = &[
     (
         "expensive-definedness-checks",
         "memcheck does not track uninitialised values",
-    ),
-    (
-        "keep-stacktraces",
-        "memcheck always keeps allocation and free stacks",
     ),
     (
         "show-mismatched-frees",
@@ -597,6 +635,7 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         },
         error_exitcode: cli.error_exitcode,
         num_callers: cli.num_callers,
+        keep_stacktraces: cli.keep_stacktraces,
         trace_children: cli.trace_children == YesNo::Yes,
         child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
         freelist: memcheck_tracer::Freelist {

@@ -69,6 +69,7 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         } else {
             cfg.num_callers
         },
+        keep: cfg.keep_stacktraces.captured(),
         trace_children: cfg.trace_children,
         freelist: cfg.freelist,
         heuristics: cfg.heuristics,

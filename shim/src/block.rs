@@ -59,6 +59,10 @@ impl Block {
     pub fn is_freed(&self) -> bool {
         self.tag & STATE_MASK == STATE_FREED
     }
+    /// The allocator family code the block was allocated with.
+    pub fn family(&self) -> u32 {
+        ((self.tag >> FAMILY_SHIFT) & 3) as u32
+    }
     pub fn tracked(&self) -> bool {
         self.tag & UNTRACKED == 0
     }

@@ -120,6 +120,17 @@ fn record_free_sized(
     }
 }
 
+/// Whether a valid free of `b` by `func` is recorded with its stack: if free stacks are kept,
+/// and always for a mismatched free, whose stack is the error's.
+#[inline]
+fn free_stack_kept(b: &Block, func: Func) -> bool {
+    let family = match func {
+        Func::Realloc | Func::Reallocarray => Family::Malloc,
+        f => f.family(),
+    };
+    init::keeps(wire::KEEP_FREE) || b.family() != family_code(family)
+}
+
 /// Allocates for `func`; null on failure (errno set by glibc).
 #[inline]
 pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) -> *mut c_void {
@@ -134,7 +145,12 @@ pub fn alloc(size: usize, align: usize, zero: bool, func: Func, caller: Caller) 
         return p;
     }
     if let Some(st) = init::thread_state() {
-        let r = stack_id(st, caller).and_then(|id| record_alloc(st, p, size, func, id, key));
+        let id = if init::keeps(wire::KEEP_ALLOC) {
+            stack_id(st, caller)
+        } else {
+            Ok(0)
+        };
+        let r = id.and_then(|id| record_alloc(st, p, size, func, id, key));
         if let Err(e) = r {
             lost(e);
         }
@@ -207,7 +223,11 @@ pub fn dealloc(p: *mut c_void, func: Func, caller: Caller) {
             let key = order::key();
             if b.tracked() && mode == ACTIVE {
                 if let Some(st) = init::thread_state() {
-                    let id = if outer { stack_id(st, caller) } else { Ok(0) };
+                    let id = if outer && free_stack_kept(&b, func) {
+                        stack_id(st, caller)
+                    } else {
+                        Ok(0)
+                    };
                     if let Err(e) = id.and_then(|id| record_free(st, key, &b, func, id)) {
                         lost(e);
                     }
@@ -259,13 +279,27 @@ pub fn realloc(p: *mut c_void, size: usize, func: Func, caller: Caller) -> *mut 
     let key = order::key();
     if tracked || record {
         if let Some(st) = init::thread_state() {
-            let id = if outer { stack_id(st, caller) } else { Ok(0) };
+            // One stack serves the free of the old block and the allocation of the new one.
+            let free_kept = tracked && free_stack_kept(&old, func);
+            let alloc_kept = record && init::keeps(wire::KEEP_ALLOC);
+            let id = if outer && (free_kept || alloc_kept) {
+                stack_id(st, caller)
+            } else {
+                Ok(0)
+            };
             let r = id.and_then(|id| {
                 if tracked {
-                    record_free(st, key, &old, func, id)?;
+                    record_free(st, key, &old, func, if free_kept { id } else { 0 })?;
                 }
                 if record {
-                    record_alloc(st, new, size, func, id, new_key)?;
+                    record_alloc(
+                        st,
+                        new,
+                        size,
+                        func,
+                        if alloc_kept { id } else { 0 },
+                        new_key,
+                    )?;
                 }
                 Ok(())
             });

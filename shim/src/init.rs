@@ -21,6 +21,7 @@ pub const ORPHANED: u8 = 4;
 static MODE: AtomicU8 = AtomicU8::new(UNINIT);
 static SHM: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 static DEPTH: AtomicU32 = AtomicU32::new(12);
+static KEEP: AtomicU32 = AtomicU32::new(wire::KEEP_ALLOC | wire::KEEP_FREE);
 static FREELIST_VOL: AtomicU64 = AtomicU64::new(20_000_000);
 static FREELIST_BLOCKS: AtomicU64 = AtomicU64::new(0);
 static TRACER: AtomicU32 = AtomicU32::new(0);
@@ -45,6 +46,11 @@ pub fn shm() -> *mut u8 {
 }
 pub fn depth() -> usize {
     DEPTH.load(Ordering::Relaxed) as usize
+}
+/// Whether stacks of kind `what` (`wire::KEEP_ALLOC`, `wire::KEEP_FREE`) are captured.
+#[inline(always)]
+pub fn keeps(what: u32) -> bool {
+    KEEP.load(Ordering::Relaxed) & what != 0
 }
 pub fn freelist_vol() -> usize {
     FREELIST_VOL.load(Ordering::Relaxed) as usize
@@ -129,6 +135,7 @@ fn setup() -> u8 {
             .clamp(1, wire::MAX_FRAMES as u32),
         Ordering::Relaxed,
     );
+    KEEP.store(h.keep.load(Ordering::Relaxed), Ordering::Relaxed);
     FREELIST_VOL.store(h.freelist_vol.load(Ordering::Relaxed), Ordering::Relaxed);
     FREELIST_BLOCKS.store(h.freelist_blocks.load(Ordering::Relaxed), Ordering::Relaxed);
     block::init_secret(sys::rdtsc().wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (pid as u64) << 32);

@@ -27,7 +27,7 @@ pub use error::TraceError;
 pub use heap::{AddrDescription, BlockInfo, ErrorKind, Freelist, HeapError, HeapTotals, LiveBlock};
 pub use leak::{ClassifiedBlock, Heuristic, Heuristics, LeakKind};
 pub use maps::{Mapping, Module};
-pub use memcheck_wire::{Family, Func};
+pub use memcheck_wire::{Family, Func, KEEP_ALLOC, KEEP_FREE};
 pub use profile::{Sample, SiteStats};
 
 use std::collections::HashMap;
@@ -44,6 +44,9 @@ pub struct Options {
     pub shim: PathBuf,
     /// Frames to capture per stack.
     pub depth: u32,
+    /// Which stacks to capture: `memcheck_wire::KEEP_ALLOC` and `KEEP_FREE` (Valgrind's
+    /// --keep-stacktraces; a stack not kept has id 0).
+    pub keep: u32,
     /// Follow programs started by exec (Valgrind's --trace-children).
     pub trace_children: bool,
     /// Freed blocks held back from reuse.

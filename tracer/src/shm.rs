@@ -104,6 +104,7 @@ impl Shm {
         h.version.store(wire::PROTOCOL_VERSION, Ordering::Relaxed);
         h.tracer_pid.store(std::process::id(), Ordering::Relaxed);
         h.depth.store(opts.depth, Ordering::Relaxed);
+        h.keep.store(opts.keep, Ordering::Relaxed);
         h.freelist_vol.store(opts.freelist.vol, Ordering::Relaxed);
         h.freelist_blocks
             .store(opts.freelist.blocks, Ordering::Relaxed);

@@ -63,7 +63,16 @@ pub struct Header {
     pub reader_gone: AtomicU32,
     /// Allocation calls that could not be recorded (no free ring for the thread).
     pub dropped: AtomicU64,
+    /// Which stacks the shim captures (Valgrind's --keep-stacktraces): [`KEEP_ALLOC`] and
+    /// [`KEEP_FREE`]. A stack not kept is sent as id 0. The stack of a bad or mismatched free
+    /// is the error's own and always kept.
+    pub keep: AtomicU32,
 }
+
+/// [`Header::keep`]: allocation stacks.
+pub const KEEP_ALLOC: u32 = 1;
+/// [`Header::keep`]: free stacks.
+pub const KEEP_FREE: u32 = 2;
 
 /// Ring states (`RingHeader::state`).
 pub const RING_FREE: u32 = 0;

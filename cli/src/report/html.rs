@@ -254,15 +254,15 @@ fn process(w: &mut dyn Write, cfg: &Config, p: &Process) -> io::Result<()> {
                 stack_pre(&er.stack),
                 e(&er.address_description.text)
             )?;
-            if !er.address_description.free_stack.is_empty() {
-                writeln!(
-                    w,
-                    "<p>freed at</p>{}<p>Block was alloc'd at</p>",
-                    stack_pre(&er.address_description.free_stack)
-                )?;
+            let d = &er.address_description;
+            if !d.free_stack.is_empty() {
+                writeln!(w, "<p>freed at</p>{}", stack_pre(&d.free_stack))?;
+                if !d.alloc_stack.is_empty() {
+                    writeln!(w, "<p>Block was alloc'd at</p>")?;
+                }
             }
-            if !er.address_description.alloc_stack.is_empty() {
-                writeln!(w, "{}", stack_pre(&er.address_description.alloc_stack))?;
+            if !d.alloc_stack.is_empty() {
+                writeln!(w, "{}", stack_pre(&d.alloc_stack))?;
             }
             writeln!(w, "</details>")?;
         }

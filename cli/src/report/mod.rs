@@ -10,7 +10,7 @@ pub mod supp;
 pub mod text;
 pub mod xml;
 
-use crate::args::Config;
+use crate::args::{Config, KeepStacktraces};
 use crate::symbolize::Symbolizer;
 pub use crate::symbolize::{Frame, FrameRef};
 use memcheck_tracer::{
@@ -257,6 +257,10 @@ struct Stacks<'a> {
     by_ip: HashMap<u64, Vec<FrameRef>>,
     /// The first frame of every stack, the interposed function, by function.
     entries: HashMap<u32, FrameRef>,
+    /// The one frame of a stack not kept (`0x0: ???`).
+    none: FrameRef,
+    /// Show where a freed block was allocated (not with --keep-stacktraces=alloc-then-free).
+    freed_alloc_stacks: bool,
 }
 
 /// What a stack shows for the frame below main, as Valgrind does.
@@ -278,6 +282,10 @@ impl Stacks<'_> {
 
     /// The stack with up to `limit` addresses (the profile shows the whole captured stack).
     fn get_deep(&mut self, id: u32, func: memcheck_tracer::Func, limit: usize) -> Vec<FrameRef> {
+        if id == 0 {
+            // Not kept (--keep-stacktraces): Valgrind's null stack.
+            return vec![self.none.clone()];
+        }
         let key = (id, func as u32 | (limit as u32) << 16);
         if let Some(v) = self.cache.get(&key) {
             return v.clone();
@@ -410,6 +418,10 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
             );
             out.set_block(b, stacks);
             out.free_stack = stacks.get(*free_stack, *free_func);
+            // As Valgrind: a freed block's allocation stack is shown only if it was kept.
+            if b.alloc_stack == 0 || !stacks.freed_alloc_stacks {
+                out.alloc_stack.clear();
+            }
         }
         AddrDescription::Stack { thread } => {
             out.kind = "stack";
@@ -453,6 +465,8 @@ fn build_process(
         cache: HashMap::new(),
         by_ip: HashMap::new(),
         entries: HashMap::new(),
+        none: FrameRef::default(),
+        freed_alloc_stacks: cfg.keep_stacktraces != KeepStacktraces::AllocThenFree,
     };
     let mut summary = ErrorSummary::default();
     let mut suppcounts: Vec<SuppCount> = Vec::new();
@@ -536,7 +550,8 @@ fn build_process(
     let mut groups: HashMap<(LeakKind, Vec<u64>), (LossRecord, u32, memcheck_tracer::Func)> =
         HashMap::new();
     for ((kind, id, func), a) in by_id {
-        let mut key = vec![func as u64];
+        // Blocks without a kept stack make one record per kind, as in Valgrind.
+        let mut key = if id == 0 { vec![] } else { vec![func as u64] };
         if let Some(ips) = p.stacks.get(&id) {
             key.extend(ips.iter().take(depth));
         }

@@ -70,7 +70,9 @@ fn error(w: &mut dyn Write, pfx: &str, e: &Error) -> io::Result<()> {
     writeln!(w, "{pfx}  {}", d.text)?;
     if d.kind == "freed" {
         stack(w, pfx, &d.free_stack)?;
-        writeln!(w, "{pfx}  Block was alloc'd at")?;
+        if !d.alloc_stack.is_empty() {
+            writeln!(w, "{pfx}  Block was alloc'd at")?;
+        }
     }
     stack(w, pfx, &d.alloc_stack)?;
     writeln!(w, "{pfx} ")?;

@@ -138,7 +138,9 @@ pub fn write_process(
         writeln!(w, "  <auxwhat>{}</auxwhat>", escape(d.text.as_str()))?;
         if d.kind == "freed" {
             stack(w, &d.free_stack)?;
-            writeln!(w, "  <auxwhat>Block was alloc'd at</auxwhat>")?;
+            if !d.alloc_stack.is_empty() {
+                writeln!(w, "  <auxwhat>Block was alloc'd at</auxwhat>")?;
+            }
         }
         if !d.alloc_stack.is_empty() {
             stack(w, &d.alloc_stack)?;
