@@ -239,6 +239,23 @@ fn cxx_operators_and_mismatches() {
         .unwrap()
         .iter()
         .all(|e| e["kind"] == "MismatchedFree"));
+    // Valgrind's --show-mismatched-frees=no: the same run without those errors.
+    let quiet = memcheck(
+        &["--leak-check=full", "--show-mismatched-frees=no"],
+        &prog,
+        &[],
+        b"",
+    );
+    let q = quiet.root();
+    assert_eq!(q["errors"], serde_json::json!([]));
+    let mismatches: u64 = mism.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        q["error_summary"]["errors"].as_u64().unwrap(),
+        p["error_summary"]["errors"].as_u64().unwrap() - mismatches,
+        "the leaks are still counted"
+    );
+    assert_eq!(leak_list(q), leak_list(p));
+    assert_eq!(q["heap_summary"], p["heap_summary"]);
 }
 
 #[test]

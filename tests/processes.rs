@@ -21,24 +21,6 @@ fn heap(p: &Value) -> (u64, u64, u64, u64, u64) {
     heap_summary(p)
 }
 
-/// The loss records of a process as sorted (kind, bytes, blocks).
-fn leak_list(p: &Value) -> Vec<(String, u64, u64)> {
-    let mut v: Vec<_> = p["leaks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["kind"].as_str().unwrap().to_string(),
-                l["bytes"].as_u64().unwrap(),
-                l["blocks"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn leak(kind: &str, bytes: u64, blocks: u64) -> (String, u64, u64) {
     (kind.to_string(), bytes, blocks)
 }

@@ -241,6 +241,15 @@ struct Cli {
     )]
     keep_stacktraces: KeepStacktraces,
 
+    /// Report frees and deletes that do not match the allocator of the block.
+    #[arg(
+        long = "show-mismatched-frees",
+        value_enum,
+        default_value = "yes",
+        require_equals = true
+    )]
+    show_mismatched_frees: YesNo,
+
     /// Follow programs started by exec.
     #[arg(
         long = "trace-children",
@@ -397,6 +406,7 @@ pub struct Config {
     pub error_exitcode: i32,
     pub num_callers: u32,
     pub keep_stacktraces: KeepStacktraces,
+    pub show_mismatched_frees: bool,
     pub trace_children: bool,
     pub child_silent_after_fork: bool,
     pub freelist: memcheck_tracer::Freelist,
@@ -460,10 +470,6 @@ const IGNORED: &[(&str, &str)] = &[
     (
         "expensive-definedness-checks",
         "memcheck does not track uninitialised values",
-    ),
-    (
-        "show-mismatched-frees",
-        "mismatched frees are always reported",
     ),
     ("malloc-fill", "memcheck does not fill blocks"),
     ("free-fill", "memcheck does not fill blocks"),
@@ -636,6 +642,7 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         error_exitcode: cli.error_exitcode,
         num_callers: cli.num_callers,
         keep_stacktraces: cli.keep_stacktraces,
+        show_mismatched_frees: cli.show_mismatched_frees == YesNo::Yes,
         trace_children: cli.trace_children == YesNo::Yes,
         child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
         freelist: memcheck_tracer::Freelist {

@@ -294,3 +294,21 @@ pub fn heap_summary(p: &Value) -> (u64, u64, u64, u64, u64) {
         n("bytes_allocated"),
     )
 }
+
+/// The loss records of a process as sorted (kind, bytes, blocks).
+pub fn leak_list(p: &Value) -> Vec<(String, u64, u64)> {
+    let mut v: Vec<_> = p["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["bytes"].as_u64().unwrap(),
+                l["blocks"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}

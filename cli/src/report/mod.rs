@@ -480,6 +480,9 @@ fn build_process(
     let mut unique = 0u64;
     let mut errors = Vec::new();
     for e in &p.errors {
+        if e.kind == ErrorKind::MismatchedFree && !cfg.show_mismatched_frees {
+            continue;
+        }
         let (kind, what) = match e.kind {
             ErrorKind::InvalidFree => (
                 "InvalidFree",
