@@ -82,6 +82,7 @@ fn valgrind_only_options_are_accepted_and_unknown_ones_refused() {
         vec!["--tool=helgrind", p],
         vec!["--leak-check=sometimes", p],
         vec!["--xml=yes", p],
+        vec!["--keep-stacktraces=free", "--profile", p],
     ] {
         let out = run(&bad);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -314,33 +314,32 @@ fn many_threads_give_exact_totals() {
     }
 }
 
-#[test]
-fn blocks_handed_between_running_threads_are_matched_to_their_frees() {
-    let prog = fixture("proc_thread_pingpong");
+/// Runs `prog` (which leaks `lost` = (bytes, blocks) and hands blocks between running threads)
+/// with the default freelist, a small one and none (freed addresses come back from glibc
+/// soonest): exact totals each time.
+fn assert_exact_with_small_freelists(prog: &str, lost: (u64, u64)) {
+    let prog = fixture(prog);
     let (vb, vn, va, vf, _) = valgrind_heap_summary(&prog, &[]);
-    assert_eq!((vb, vn), (500, 5));
-    // A small freelist or none: freed addresses come back to the producer soonest.
+    assert_eq!((vb, vn), lost);
     for opts in [&[][..], &["--freelist-blocks=16"], &["--freelist-blocks=0"]] {
         let mut args = vec!["--leak-check=full"];
         args.extend_from_slice(opts);
         let r = memcheck(&args, &prog, &[], b"");
-        assert_exact_threaded_totals(&r, &format!("{opts:?}"), (500, 5), (va, vf));
+        assert_exact_threaded_totals(&r, &format!("{opts:?}"), lost, (va, vf));
     }
 }
 
 #[test]
+fn blocks_handed_between_running_threads_are_matched_to_their_frees() {
+    // Freed addresses come back to the producer.
+    assert_exact_with_small_freelists("proc_thread_pingpong", (500, 5));
+}
+
+#[test]
 fn an_address_freed_and_allocated_again_by_the_other_thread_is_matched_to_each_life() {
-    let prog = fixture("proc_thread_swap");
-    let (vb, vn, va, vf, _) = valgrind_heap_summary(&prog, &[]);
-    assert_eq!((vb, vn), (400, 4));
-    // Without a freelist (or with a small one) the second thread's malloc gets back the address
-    // it has just freed, and the first thread frees it.
-    for opts in [&[][..], &["--freelist-blocks=16"], &["--freelist-blocks=0"]] {
-        let mut args = vec!["--leak-check=full"];
-        args.extend_from_slice(opts);
-        let r = memcheck(&args, &prog, &[], b"");
-        assert_exact_threaded_totals(&r, &format!("{opts:?}"), (400, 4), (va, vf));
-    }
+    // The second thread's malloc gets back the address it has just freed, and the first
+    // thread frees it.
+    assert_exact_with_small_freelists("proc_thread_swap", (400, 4));
 }
 
 // ---------------------------------------------------------------------------------------------

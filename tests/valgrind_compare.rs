@@ -850,6 +850,8 @@ fn double_invalid_and_mismatched_frees() {
             ("MismatchedFree", F, "VG_BAD_NEW_FREE"),
             ("MismatchedFree", F, "VG_BAD_MALLOC_DELETE"),
             ("MismatchedFree", F, "VG_BAD_NEWONE_DELETE_ARRAY"),
+            ("MismatchedFree", F, "VG_BAD_MISDOUBLE_FIRST"),
+            ("InvalidFree", F, "VG_BAD_MISDOUBLE_SECOND"),
         ],
     });
 }
@@ -858,8 +860,9 @@ fn double_invalid_and_mismatched_frees() {
 fn stacks_kept_as_keep_stacktraces_says() {
     // Bad frees and leaks, with each setting of --keep-stacktraces but the default: the call's
     // own stack is always shown, where the block was allocated or freed only if kept (else
-    // Valgrind's `0x0: ???`, or nothing for a freed block's allocation), and the blocks of a
-    // kind leaked without a kept stack make one loss record.
+    // Valgrind's `0x0: ???`, or nothing for a freed block's allocation; a mismatched free's
+    // stack is the error's, not kept as where the block was freed), and the blocks of a kind
+    // leaked without a kept stack make one loss record.
     const F: &str = "vg_bad_frees";
     for keep in ["alloc", "free", "alloc-then-free", "none"] {
         let opt = format!("--keep-stacktraces={keep}");
@@ -874,6 +877,7 @@ fn stacks_kept_as_keep_stacktraces_says() {
                 ("InvalidFree", F, "VG_BAD_DOUBLE_SECOND"),
                 ("InvalidFree", F, "VG_BAD_REALLOC_CALL"),
                 ("MismatchedFree", F, "VG_BAD_NEW_FREE"),
+                ("InvalidFree", F, "VG_BAD_MISDOUBLE_SECOND"),
             ],
         });
         compare(Case {

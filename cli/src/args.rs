@@ -52,13 +52,12 @@ pub enum KeepStacktraces {
 }
 
 impl KeepStacktraces {
-    /// The stacks the shim captures (`memcheck_wire::Header::keep`).
+    /// What the shim is told to keep (`memcheck_wire::Header::keep`).
     pub fn captured(self) -> u32 {
-        use memcheck_tracer::{KEEP_ALLOC, KEEP_FREE};
+        use memcheck_tracer::{KEEP_ALLOC, KEEP_FREE, KEEP_THEN_FREE};
         match self {
-            KeepStacktraces::AllocAndFree | KeepStacktraces::AllocThenFree => {
-                KEEP_ALLOC | KEEP_FREE
-            }
+            KeepStacktraces::AllocAndFree => KEEP_ALLOC | KEEP_FREE,
+            KeepStacktraces::AllocThenFree => KEEP_ALLOC | KEEP_FREE | KEEP_THEN_FREE,
             KeepStacktraces::Alloc => KEEP_ALLOC,
             KeepStacktraces::Free => KEEP_FREE,
             KeepStacktraces::None => 0,
@@ -629,7 +628,7 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         (YesNo::No, Some(_)) => bail!("--xml-file needs --xml=yes"),
         (YesNo::No, None) => None,
     };
-    Ok(Invocation::Run(Config {
+    let cfg = Config {
         leak_check: cli.leak_check,
         show_leak_kinds: show,
         errors_for_leak_kinds: cli.errors_for_leak_kinds,
@@ -668,7 +667,17 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         show_error_list: cli.show_error_list || cli.verbose > 0,
         options,
         command: cli.command,
-    }))
+    };
+    if cfg.wants_profile() && cfg.keep_stacktraces.captured() & memcheck_tracer::KEEP_ALLOC == 0 {
+        bail!(
+            "--profile, --flamegraph, --folded and --html need allocation stacks: not with --keep-stacktraces={}",
+            cfg.keep_stacktraces
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        );
+    }
+    Ok(Invocation::Run(cfg))
 }
 
 /// Expands Valgrind's `%p` (the pid) and `%q{VAR}` (an environment variable) in a file name.

@@ -70,7 +70,7 @@ fn record_alloc(
     }
 }
 
-/// Sends the record of a valid free of block `b`, with its order key.
+/// Sends the record of a valid free of block `b`, with its order key and stack (0: none).
 fn record_free(
     st: &mut tls::ThreadState,
     key: u64,
@@ -78,6 +78,13 @@ fn record_free(
     func: Func,
     stack: u32,
 ) -> Result<(), Lost> {
+    let mut flags = 0;
+    if !init::keeps(wire::KEEP_FREE) {
+        flags |= wire::FREE_STACK_NOT_KEPT;
+    }
+    if init::keeps(wire::KEEP_THEN_FREE) {
+        flags |= wire::FREE_FORGETS_ALLOC_STACK;
+    }
     record_free_sized(
         st,
         Kind::Free,
@@ -86,7 +93,7 @@ fn record_free(
         0,
         func,
         stack,
-        0,
+        flags,
         b.alloc_key(),
     )
 }
@@ -124,11 +131,7 @@ fn record_free_sized(
 /// and always for a mismatched free, whose stack is the error's.
 #[inline]
 fn free_stack_kept(b: &Block, func: Func) -> bool {
-    let family = match func {
-        Func::Realloc | Func::Reallocarray => Family::Malloc,
-        f => f.family(),
-    };
-    init::keeps(wire::KEEP_FREE) || b.family() != family_code(family)
+    init::keeps(wire::KEEP_FREE) || b.family() != family_code(func.family())
 }
 
 /// Allocates for `func`; null on failure (errno set by glibc).

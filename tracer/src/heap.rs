@@ -13,7 +13,7 @@
 use crate::hash::AddrMap;
 use crate::live::LiveTable;
 use crate::profile::Profile;
-use memcheck_wire::{is_alloc_key, Family, Func};
+use memcheck_wire::{is_alloc_key, Func, FREE_FORGETS_ALLOC_STACK, FREE_STACK_NOT_KEPT};
 use std::collections::{HashMap, VecDeque};
 
 /// A block still allocated.
@@ -26,14 +26,22 @@ pub struct LiveBlock {
     pub seq: u64,
 }
 
+/// Who freed a block, and how (a valid free).
+#[derive(Clone, Copy, Debug)]
+pub struct Dealloc {
+    pub func: Func,
+    pub stack: u32,
+    pub tid: u32,
+    /// `memcheck_wire::FREE_*` bits.
+    pub flags: u32,
+}
+
 /// A free read before the allocation it frees.
 #[derive(Clone, Debug)]
 struct PendingFree {
     seq: u64,
     alloc_key: u32,
-    func: Func,
-    stack: u32,
-    tid: u32,
+    by: Dealloc,
 }
 
 #[derive(Clone, Debug)]
@@ -207,7 +215,7 @@ impl Heap {
                 if list.is_empty() {
                     self.pending.remove(&b.addr);
                 }
-                self.retire(b, f.func, f.stack, f.tid);
+                self.retire(b, f.by);
                 return;
             }
         }
@@ -225,7 +233,7 @@ impl Heap {
 
     /// A valid deallocation (the shim checked the block header), with its order key and the
     /// allocation key it names (`memcheck_wire::Free::alloc_key`).
-    pub fn free(&mut self, addr: u64, seq: u64, alloc_key: u32, func: Func, stack: u32, tid: u32) {
+    pub fn free(&mut self, addr: u64, seq: u64, alloc_key: u32, by: Dealloc) {
         self.frees += 1;
         let freed_by = |b: &LiveBlock| b.seq <= seq && is_alloc_key(b.seq, alloc_key);
         // The common case, in one lookup: no older block waits at any address, and the live
@@ -233,7 +241,7 @@ impl Heap {
         if self.shadowed.is_empty() {
             if let Some(b) = self.live.remove(addr) {
                 if freed_by(&b) {
-                    self.retire(b, func, stack, tid);
+                    self.retire(b, by);
                     return;
                 }
                 self.live.insert(b);
@@ -260,17 +268,14 @@ impl Heap {
                 b
             }
             (false, None) => {
-                self.pending.entry(addr).or_default().push(PendingFree {
-                    seq,
-                    alloc_key,
-                    func,
-                    stack,
-                    tid,
-                });
+                self.pending
+                    .entry(addr)
+                    .or_default()
+                    .push(PendingFree { seq, alloc_key, by });
                 return;
             }
         };
-        self.retire(block, func, stack, tid);
+        self.retire(block, by);
     }
 
     fn take_live(&mut self, addr: u64) -> LiveBlock {
@@ -293,17 +298,19 @@ impl Heap {
     }
 
     /// Moves a freed block to the history, reporting a family mismatch.
-    fn retire(&mut self, block: LiveBlock, func: Func, stack: u32, tid: u32) {
+    fn retire(&mut self, mut block: LiveBlock, by: Dealloc) {
+        let Dealloc {
+            func,
+            stack,
+            tid,
+            flags,
+        } = by;
         self.live_bytes = self.live_bytes.saturating_sub(block.size);
         self.live_blocks = self.live_blocks.saturating_sub(1);
         if let Some(p) = self.profile.as_mut() {
             p.on_free(block.stack, block.func, block.addr, block.size, tid);
         }
-        let family = match func {
-            Func::Realloc | Func::Reallocarray => Family::Malloc,
-            f => f.family(),
-        };
-        if block.func.family() != family {
+        if block.func.family() != func.family() {
             let what = AddrDescription::Live(info(&block, block.addr));
             self.error(
                 ErrorKind::MismatchedFree,
@@ -315,9 +322,17 @@ impl Heap {
             );
         }
         self.freed_bytes += block.size;
+        // What --keep-stacktraces keeps of a freed block.
+        if flags & FREE_FORGETS_ALLOC_STACK != 0 {
+            block.stack = 0;
+        }
         self.freed.push_back(FreedBlock {
             block,
-            free_stack: stack,
+            free_stack: if flags & FREE_STACK_NOT_KEPT != 0 {
+                0
+            } else {
+                stack
+            },
             free_func: func,
         });
         while (self.freed_bytes > self.freelist.vol
@@ -447,6 +462,15 @@ mod tests {
         })
     }
 
+    fn by(func: Func, stack: u32, tid: u32) -> Dealloc {
+        Dealloc {
+            func,
+            stack,
+            tid,
+            flags: 0,
+        }
+    }
+
     fn blk(addr: u64, seq: u64, func: Func) -> LiveBlock {
         LiveBlock {
             addr,
@@ -461,7 +485,7 @@ mod tests {
     fn free_before_alloc_from_another_thread_matches_by_seq() {
         let mut h = roomy_heap();
         // Thread B's free (seq 5) is read before thread A's allocation (seq 3).
-        h.free(0x1000, 5, alloc_key(3), Func::Free, 2, 2);
+        h.free(0x1000, 5, alloc_key(3), by(Func::Free, 2, 2));
         h.alloc(blk(0x1000, 3, Func::Malloc), 1);
         // And the address is reused (seq 7) by A.
         h.alloc(blk(0x1000, 7, Func::Malloc), 1);
@@ -475,15 +499,15 @@ mod tests {
         let mut h = roomy_heap();
         // In one epoch (key 5): thread A allocates, thread B frees, read in either order.
         h.alloc(blk(0x1000, 5, Func::Malloc), 1);
-        h.free(0x1000, 5, alloc_key(5), Func::Free, 2, 2);
-        h.free(0x2000, 5, alloc_key(5), Func::Free, 2, 2);
+        h.free(0x1000, 5, alloc_key(5), by(Func::Free, 2, 2));
+        h.free(0x2000, 5, alloc_key(5), by(Func::Free, 2, 2));
         h.alloc(blk(0x2000, 5, Func::Malloc), 1);
         assert!(h.live_blocks().is_empty());
         // The address goes back to glibc in a later epoch: its reuse (key 6), read before the
         // free, stays live.
         h.alloc(blk(0x3000, 6, Func::Malloc), 1);
         h.alloc(blk(0x3000, 5, Func::Malloc), 1);
-        h.free(0x3000, 5, alloc_key(5), Func::Free, 2, 2);
+        h.free(0x3000, 5, alloc_key(5), by(Func::Free, 2, 2));
         let live = h.live_blocks();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].seq, 6);
@@ -497,9 +521,9 @@ mod tests {
         // glibc (key 3) and A frees it (key 4). A's records are read first: its free names the
         // allocation of key 3, not the live one of key 1.
         h.alloc(blk(0x1000, 1, Func::NewArray), 1);
-        h.free(0x1000, 4, alloc_key(3), Func::Free, 2, 1);
+        h.free(0x1000, 4, alloc_key(3), by(Func::Free, 2, 1));
         assert_eq!(h.live_blocks().len(), 1);
-        h.free(0x1000, 2, alloc_key(1), Func::DeleteArray, 3, 2);
+        h.free(0x1000, 2, alloc_key(1), by(Func::DeleteArray, 3, 2));
         h.alloc(blk(0x1000, 3, Func::Malloc), 2);
         assert!(h.live_blocks().is_empty());
         assert!(h.errors().is_empty(), "{:?}", h.errors());
@@ -511,7 +535,7 @@ mod tests {
         let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::Malloc), 1);
         h.alloc(blk(0x1000, 4, Func::Malloc), 1); // reuse read before the free (seq 2)
-        h.free(0x1000, 2, alloc_key(1), Func::Free, 2, 2);
+        h.free(0x1000, 2, alloc_key(1), by(Func::Free, 2, 2));
         let live = h.live_blocks();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].seq, 4);
@@ -521,7 +545,7 @@ mod tests {
     fn mismatch_and_double_free_are_reported_once_per_stack() {
         let mut h = roomy_heap();
         h.alloc(blk(0x1000, 1, Func::NewArray), 1);
-        h.free(0x1000, 2, alloc_key(1), Func::Delete, 9, 1);
+        h.free(0x1000, 2, alloc_key(1), by(Func::Delete, 9, 1));
         assert_eq!(h.errors().len(), 1);
         assert_eq!(h.errors()[0].kind, ErrorKind::MismatchedFree);
         h.bad_free(0x1000, 0, Func::Free, 8, 1);

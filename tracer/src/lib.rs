@@ -27,7 +27,7 @@ pub use error::TraceError;
 pub use heap::{AddrDescription, BlockInfo, ErrorKind, Freelist, HeapError, HeapTotals, LiveBlock};
 pub use leak::{ClassifiedBlock, Heuristic, Heuristics, LeakKind};
 pub use maps::{Mapping, Module};
-pub use memcheck_wire::{Family, Func, KEEP_ALLOC, KEEP_FREE};
+pub use memcheck_wire::{Family, Func, KEEP_ALLOC, KEEP_FREE, KEEP_THEN_FREE};
 pub use profile::{Sample, SiteStats};
 
 use std::collections::HashMap;
@@ -44,8 +44,8 @@ pub struct Options {
     pub shim: PathBuf,
     /// Frames to capture per stack.
     pub depth: u32,
-    /// Which stacks to capture: `memcheck_wire::KEEP_ALLOC` and `KEEP_FREE` (Valgrind's
-    /// --keep-stacktraces; a stack not kept has id 0).
+    /// Which stacks to keep: `memcheck_wire::KEEP_*` bits (Valgrind's --keep-stacktraces; a
+    /// stack not kept has id 0).
     pub keep: u32,
     /// Follow programs started by exec (Valgrind's --trace-children).
     pub trace_children: bool,

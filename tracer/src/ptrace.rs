@@ -141,8 +141,13 @@ impl Proc {
             }
             Record::Free(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);
-                self.heap
-                    .free(f.addr, f.seq, f.alloc_key, func, self.stack(f.stack), tid);
+                let by = crate::heap::Dealloc {
+                    func,
+                    stack: self.stack(f.stack),
+                    tid,
+                    flags: f.flags,
+                };
+                self.heap.free(f.addr, f.seq, f.alloc_key, by);
             }
             Record::BadFree(f) => {
                 let func = Func::from_u32(f.func).unwrap_or(Func::Free);

@@ -73,6 +73,15 @@ pub struct Header {
 pub const KEEP_ALLOC: u32 = 1;
 /// [`Header::keep`]: free stacks.
 pub const KEEP_FREE: u32 = 2;
+/// [`Header::keep`]: a block's allocation stack is forgotten once it is freed (Valgrind's
+/// alloc-then-free); the shim marks its frees [`FREE_FORGETS_ALLOC_STACK`].
+pub const KEEP_THEN_FREE: u32 = 4;
+
+/// A valid free's `flags`: free stacks are not kept, so the freed block keeps none (a stack
+/// the record has is the mismatched free's, for that error only).
+pub const FREE_STACK_NOT_KEPT: u32 = 1;
+/// A valid free's `flags`: the freed block keeps no allocation stack (see [`KEEP_THEN_FREE`]).
+pub const FREE_FORGETS_ALLOC_STACK: u32 = 2;
 
 /// Ring states (`RingHeader::state`).
 pub const RING_FREE: u32 = 0;
@@ -200,13 +209,13 @@ pub struct Free {
     pub size: u64,
     pub stack: u32,
     pub func: u32,
-    /// For [`Kind::BadFree`]: one of the `BAD_*` constants.
+    /// For [`Kind::BadFree`]: one of the `BAD_*` constants; for [`Kind::Free`]: `FREE_*` bits.
     pub flags: u32,
     /// For [`Kind::Free`]: which allocation of the address is freed, as [`alloc_key`] of its
-    /// key; 0: not known. The keys alone do not tell: if thread A frees a block and B gets its
-    /// address back from glibc, frees it again, and the tracer reads B's ring first, B's free
-    /// could be taken for the free of the earlier allocation, still live as far as the tracer
-    /// knows.
+    /// key; 0: not known. The keys alone do not tell: thread A allocates a block, B frees it,
+    /// gets the address back from glibc and hands it to A, which frees it; if the tracer reads
+    /// A's ring (the allocation, then the second free) before B's, A's free could be taken for
+    /// the free of the first allocation, still live as far as the tracer knows.
     pub alloc_key: u32,
 }
 

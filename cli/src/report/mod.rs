@@ -10,7 +10,7 @@ pub mod supp;
 pub mod text;
 pub mod xml;
 
-use crate::args::{Config, KeepStacktraces};
+use crate::args::Config;
 use crate::symbolize::Symbolizer;
 pub use crate::symbolize::{Frame, FrameRef};
 use memcheck_tracer::{
@@ -259,8 +259,6 @@ struct Stacks<'a> {
     entries: HashMap<u32, FrameRef>,
     /// The one frame of a stack not kept (`0x0: ???`).
     none: FrameRef,
-    /// Show where a freed block was allocated (not with --keep-stacktraces=alloc-then-free).
-    freed_alloc_stacks: bool,
 }
 
 /// What a stack shows for the frame below main, as Valgrind does.
@@ -419,7 +417,7 @@ fn describe(d: &AddrDescription, addr: u64, stacks: &mut Stacks<'_>) -> AddressD
             out.set_block(b, stacks);
             out.free_stack = stacks.get(*free_stack, *free_func);
             // As Valgrind: a freed block's allocation stack is shown only if it was kept.
-            if b.alloc_stack == 0 || !stacks.freed_alloc_stacks {
+            if b.alloc_stack == 0 {
                 out.alloc_stack.clear();
             }
         }
@@ -466,7 +464,6 @@ fn build_process(
         by_ip: HashMap::new(),
         entries: HashMap::new(),
         none: FrameRef::default(),
-        freed_alloc_stacks: cfg.keep_stacktraces != KeepStacktraces::AllocThenFree,
     };
     let mut summary = ErrorSummary::default();
     let mut suppcounts: Vec<SuppCount> = Vec::new();
