@@ -62,3 +62,37 @@ fn heap_summary_equals_valgrinds() {
     let ours = heap_summary(r.root());
     assert_eq!(ours, valgrind_heap_summary(&prog, &["no-pvalloc"]));
 }
+
+#[test]
+fn blocks_are_filled_as_malloc_fill_and_free_fill_say() {
+    // What the program reads in new and freed blocks is what it reads under Valgrind with the
+    // same options.
+    let prog = fixture("fills");
+    let opts = ["--malloc-fill=0xab", "--free-fill=CD"];
+    let vg = std::process::Command::new("valgrind")
+        .arg("-q")
+        .args(opts)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert!(
+        vg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vg.stderr)
+    );
+    let r = memcheck(&opts, &prog, &[], b"");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(out, String::from_utf8_lossy(&vg.stdout));
+    assert!(
+        out.contains("malloc: ab ab") && out.contains("freed: cd cd"),
+        "{out}"
+    );
+    // Without the options nothing is filled: the freed block keeps the program's bytes.
+    let plain = memcheck(&[], &prog, &[], b"");
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("freed: 22 22"),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}

@@ -36,6 +36,15 @@ pub enum LeakCheck {
     Yes,
 }
 
+/// A byte in hexadecimal, as Valgrind's --malloc-fill and --free-fill take it (`0xAB` or `AB`).
+fn parse_fill(v: &str) -> std::result::Result<u8, String> {
+    let digits = v
+        .strip_prefix("0x")
+        .or_else(|| v.strip_prefix("0X"))
+        .unwrap_or(v);
+    u8::from_str_radix(digits, 16).map_err(|_| format!("{v}: a byte in hexadecimal (00 to FF)"))
+}
+
 /// Which stacks are kept for the blocks (Valgrind's --keep-stacktraces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum KeepStacktraces {
@@ -240,6 +249,14 @@ struct Cli {
     )]
     keep_stacktraces: KeepStacktraces,
 
+    /// Fill blocks allocated by malloc, new, realloc, ... (not calloc) with this byte (hex).
+    #[arg(long = "malloc-fill", value_name = "HEX", value_parser = parse_fill, require_equals = true)]
+    malloc_fill: Option<u8>,
+
+    /// Fill blocks freed by free, delete, realloc, ... with this byte (hex).
+    #[arg(long = "free-fill", value_name = "HEX", value_parser = parse_fill, require_equals = true)]
+    free_fill: Option<u8>,
+
     /// Report frees and deletes that do not match the allocator of the block.
     #[arg(
         long = "show-mismatched-frees",
@@ -406,6 +423,8 @@ pub struct Config {
     pub num_callers: u32,
     pub keep_stacktraces: KeepStacktraces,
     pub show_mismatched_frees: bool,
+    pub malloc_fill: Option<u8>,
+    pub free_fill: Option<u8>,
     pub trace_children: bool,
     pub child_silent_after_fork: bool,
     pub freelist: memcheck_tracer::Freelist,
@@ -470,8 +489,6 @@ const IGNORED: &[(&str, &str)] = &[
         "expensive-definedness-checks",
         "memcheck does not track uninitialised values",
     ),
-    ("malloc-fill", "memcheck does not fill blocks"),
-    ("free-fill", "memcheck does not fill blocks"),
     ("redzone-size", "memcheck has no redzones"),
     ("smc-check", "memcheck does not translate code"),
     (
@@ -642,6 +659,8 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         num_callers: cli.num_callers,
         keep_stacktraces: cli.keep_stacktraces,
         show_mismatched_frees: cli.show_mismatched_frees == YesNo::Yes,
+        malloc_fill: cli.malloc_fill,
+        free_fill: cli.free_fill,
         trace_children: cli.trace_children == YesNo::Yes,
         child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
         freelist: memcheck_tracer::Freelist {

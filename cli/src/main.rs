@@ -70,6 +70,8 @@ fn run(cfg: &Config) -> Result<ExitCode> {
             cfg.num_callers
         },
         keep: cfg.keep_stacktraces.captured(),
+        malloc_fill: cfg.malloc_fill,
+        free_fill: cfg.free_fill,
         trace_children: cfg.trace_children,
         freelist: cfg.freelist,
         heuristics: cfg.heuristics,

@@ -74,12 +74,26 @@ impl Block {
     pub fn footprint(&self) -> usize {
         self.size + (1usize << ((self.tag >> SHIFT_SHIFT) & 63))
     }
-    /// Marks the block freed (it stays recognisable while it is held back).
+    /// Marks the block freed (it stays recognisable while it is held back), filling it with
+    /// --free-fill's byte if asked.
     pub fn mark_freed(&self) {
+        if let Some(b) = crate::init::free_fill() {
+            // The block's bytes are still ours: it is held back or about to go back to glibc.
+            fill(self.user, b, self.size);
+        }
         let t = (self.tag & !STATE_MASK) | STATE_FREED;
         // SAFETY: the header of a validated block is ours to write.
         unsafe { *((self.user - 8) as *mut u64) = t };
     }
+}
+
+/// Fills the `size` bytes of the block at `user` with `b` (--malloc-fill, --free-fill): out of
+/// the hot path, which only tests whether to.
+#[cold]
+#[inline(never)]
+fn fill(user: usize, b: u8, size: usize) {
+    // SAFETY: the callers pass a block of ours and its size.
+    unsafe { core::ptr::write_bytes(user as *mut u8, b, size) };
 }
 
 /// Bytes asked of glibc beyond the block. glibc lets a chunk in use keep its last 8 bytes in
@@ -126,6 +140,11 @@ pub fn alloc(
     unsafe {
         *((user - 16) as *mut u64) = size as u64 | key << SIZE_BITS;
         *((user - 8) as *mut u64) = check(user) | low;
+    }
+    if !zero {
+        if let Some(b) = crate::init::malloc_fill() {
+            fill(user, b, size);
+        }
     }
     (user as *mut c_void, key)
 }

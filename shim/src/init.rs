@@ -22,6 +22,8 @@ static MODE: AtomicU8 = AtomicU8::new(UNINIT);
 static SHM: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 static DEPTH: AtomicU32 = AtomicU32::new(12);
 static KEEP: AtomicU32 = AtomicU32::new(wire::KEEP_ALLOC | wire::KEEP_FREE);
+static MALLOC_FILL: AtomicU32 = AtomicU32::new(0);
+static FREE_FILL: AtomicU32 = AtomicU32::new(0);
 static FREELIST_VOL: AtomicU64 = AtomicU64::new(20_000_000);
 static FREELIST_BLOCKS: AtomicU64 = AtomicU64::new(0);
 static TRACER: AtomicU32 = AtomicU32::new(0);
@@ -51,6 +53,20 @@ pub fn depth() -> usize {
 #[inline(always)]
 pub fn keeps(what: u32) -> bool {
     KEEP.load(Ordering::Relaxed) & what != 0
+}
+/// The byte to fill allocated (not calloc'd) blocks with, if any (--malloc-fill).
+#[inline(always)]
+pub fn malloc_fill() -> Option<u8> {
+    fill_byte(MALLOC_FILL.load(Ordering::Relaxed))
+}
+/// The byte to fill freed blocks with, if any (--free-fill).
+#[inline(always)]
+pub fn free_fill() -> Option<u8> {
+    fill_byte(FREE_FILL.load(Ordering::Relaxed))
+}
+#[inline(always)]
+fn fill_byte(v: u32) -> Option<u8> {
+    (v & wire::FILL != 0).then_some(v as u8)
 }
 pub fn freelist_vol() -> usize {
     FREELIST_VOL.load(Ordering::Relaxed) as usize
@@ -136,6 +152,8 @@ fn setup() -> u8 {
         Ordering::Relaxed,
     );
     KEEP.store(h.keep.load(Ordering::Relaxed), Ordering::Relaxed);
+    MALLOC_FILL.store(h.malloc_fill.load(Ordering::Relaxed), Ordering::Relaxed);
+    FREE_FILL.store(h.free_fill.load(Ordering::Relaxed), Ordering::Relaxed);
     FREELIST_VOL.store(h.freelist_vol.load(Ordering::Relaxed), Ordering::Relaxed);
     FREELIST_BLOCKS.store(h.freelist_blocks.load(Ordering::Relaxed), Ordering::Relaxed);
     block::init_secret(sys::rdtsc().wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (pid as u64) << 32);

@@ -47,6 +47,10 @@ pub struct Options {
     /// Which stacks to keep: `memcheck_wire::KEEP_*` bits (Valgrind's --keep-stacktraces; a
     /// stack not kept has id 0).
     pub keep: u32,
+    /// Fill allocated (not calloc'd) and freed blocks with these bytes (Valgrind's
+    /// --malloc-fill and --free-fill).
+    pub malloc_fill: Option<u8>,
+    pub free_fill: Option<u8>,
     /// Follow programs started by exec (Valgrind's --trace-children).
     pub trace_children: bool,
     /// Freed blocks held back from reuse.

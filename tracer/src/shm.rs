@@ -105,6 +105,10 @@ impl Shm {
         h.tracer_pid.store(std::process::id(), Ordering::Relaxed);
         h.depth.store(opts.depth, Ordering::Relaxed);
         h.keep.store(opts.keep, Ordering::Relaxed);
+        let fill = |b: Option<u8>| b.map_or(0, |b| wire::FILL | b as u32);
+        h.malloc_fill
+            .store(fill(opts.malloc_fill), Ordering::Relaxed);
+        h.free_fill.store(fill(opts.free_fill), Ordering::Relaxed);
         h.freelist_vol.store(opts.freelist.vol, Ordering::Relaxed);
         h.freelist_blocks
             .store(opts.freelist.blocks, Ordering::Relaxed);

@@ -67,7 +67,14 @@ pub struct Header {
     /// [`KEEP_FREE`]. A stack not kept is sent as id 0. The stack of a bad or mismatched free
     /// is the error's own and always kept.
     pub keep: AtomicU32,
+    /// Valgrind's --malloc-fill and --free-fill: `FILL | byte` to fill blocks allocated (but
+    /// not by calloc) or freed with that byte, 0 not to.
+    pub malloc_fill: AtomicU32,
+    pub free_fill: AtomicU32,
 }
+
+/// Set in [`Header::malloc_fill`] and [`Header::free_fill`] when filling.
+pub const FILL: u32 = 1 << 8;
 
 /// [`Header::keep`]: allocation stacks.
 pub const KEEP_ALLOC: u32 = 1;
