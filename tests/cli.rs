@@ -263,3 +263,30 @@ fn frames_without_symbols_are_named_by_module_and_offset() {
         r.stderr
     );
 }
+
+#[test]
+fn demangle_and_show_below_main_as_valgrind() {
+    let prog = fixture("cxx_ops");
+    let stack_of_leak = |opts: &[&str], function: &str| -> Vec<String> {
+        let mut args = vec!["--leak-check=full"];
+        args.extend_from_slice(opts);
+        let r = memcheck(&args, &prog, &[], b"");
+        let l = leaks_in(r.root(), function);
+        assert_eq!(l.len(), 1, "{opts:?}: {:#?}", r.root()["leaks"]);
+        functions(&l[0]["stack"])
+    };
+    // The defaults: demangled names, the stack ends at main.
+    let f = stack_of_leak(&[], "leak_new_array()");
+    assert_eq!(
+        f,
+        ["operator new[](unsigned long)", "leak_new_array()", "main"]
+    );
+    // --demangle=no: names as linked; --show-below-main=yes: on below main to _start.
+    let f = stack_of_leak(
+        &["--demangle=no", "--show-below-main=yes"],
+        "_Z14leak_new_arrayv",
+    );
+    assert_eq!(f[..3], ["_Znam", "_Z14leak_new_arrayv", "main"], "{f:?}");
+    assert_eq!(f.last().map(String::as_str), Some("_start"), "{f:?}");
+    assert!(f.iter().any(|n| n.starts_with("__libc_start")), "{f:?}");
+}

@@ -257,6 +257,24 @@ struct Cli {
     #[arg(long = "free-fill", value_name = "HEX", value_parser = parse_fill, require_equals = true)]
     free_fill: Option<u8>,
 
+    /// Show C++ function names demangled (yes) or as linked (no).
+    #[arg(
+        long = "demangle",
+        value_enum,
+        default_value = "yes",
+        require_equals = true
+    )]
+    demangle: YesNo,
+
+    /// Show the frames below main (else a stack ends at main, or at "(below main)").
+    #[arg(
+        long = "show-below-main",
+        value_enum,
+        default_value = "no",
+        require_equals = true
+    )]
+    show_below_main: YesNo,
+
     /// Report frees and deletes that do not match the allocator of the block.
     #[arg(
         long = "show-mismatched-frees",
@@ -425,6 +443,8 @@ pub struct Config {
     pub show_mismatched_frees: bool,
     pub malloc_fill: Option<u8>,
     pub free_fill: Option<u8>,
+    pub demangle: bool,
+    pub show_below_main: bool,
     pub trace_children: bool,
     pub child_silent_after_fork: bool,
     pub freelist: memcheck_tracer::Freelist,
@@ -499,13 +519,11 @@ const IGNORED: &[(&str, &str)] = &[
     ("vgdb", "there is no gdbserver in memcheck"),
     ("vgdb-error", "there is no gdbserver in memcheck"),
     ("vgdb-prefix", "there is no gdbserver in memcheck"),
-    ("demangle", "memcheck always demangles"),
     ("track-fds", "memcheck does not track file descriptors"),
     ("time-stamp", "memcheck reports after the run"),
     ("max-stackframe", "memcheck does not check stack accesses"),
     ("main-stacksize", "the program runs natively"),
     ("fair-sched", "the program's threads run natively"),
-    ("show-below-main", "stacks stop at main"),
     (
         "fullpath-after",
         "the JSON and XML reports carry full paths",
@@ -661,6 +679,8 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         show_mismatched_frees: cli.show_mismatched_frees == YesNo::Yes,
         malloc_fill: cli.malloc_fill,
         free_fill: cli.free_fill,
+        demangle: cli.demangle == YesNo::Yes,
+        show_below_main: cli.show_below_main == YesNo::Yes,
         trace_children: cli.trace_children == YesNo::Yes,
         child_silent_after_fork: cli.child_silent_after_fork == YesNo::Yes,
         freelist: memcheck_tracer::Freelist {

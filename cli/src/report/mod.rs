@@ -259,6 +259,10 @@ struct Stacks<'a> {
     entries: HashMap<u32, FrameRef>,
     /// The one frame of a stack not kept (`0x0: ???`).
     none: FrameRef,
+    /// Function names as demangled (--demangle=yes) or as linked.
+    demangle: bool,
+    /// Frames below main shown as they are (--show-below-main=yes).
+    below_main: bool,
 }
 
 /// What a stack shows for the frame below main, as Valgrind does.
@@ -293,11 +297,15 @@ impl Stacks<'_> {
             .sym
             .export_address(modules, self.shim, func.symbol())
             .unwrap_or(0);
-        let shim = self.shim;
+        let (shim, demangle, below_main_shown) = (self.shim, self.demangle, self.below_main);
         let entry = self.entries.entry(func as u32).or_insert_with(|| {
             FrameRef::new(Frame {
                 ip: entry,
-                function: Some(func.display_name().to_string()),
+                function: Some(if demangle {
+                    func.display_name().to_string()
+                } else {
+                    func.symbol().to_string()
+                }),
                 mangled: Some(func.symbol().to_string()),
                 object: Some(shim.display().to_string()),
                 ..Default::default()
@@ -312,9 +320,14 @@ impl Stacks<'_> {
                     .frames(modules, ip, true)
                     .into_iter()
                     .map(|f| {
-                        FrameRef::new(if below_main(&f) {
+                        FrameRef::new(if below_main(&f) && !below_main_shown {
                             Frame {
                                 function: Some(BELOW_MAIN.to_string()),
+                                ..f
+                            }
+                        } else if !demangle {
+                            Frame {
+                                function: f.mangled.clone().or(f.function),
                                 ..f
                             }
                         } else {
@@ -323,6 +336,10 @@ impl Stacks<'_> {
                     })
                     .collect()
             });
+            if below_main_shown {
+                out.extend(frames.iter().cloned());
+                continue;
+            }
             // Like Valgrind (--show-below-main=no), the stack ends at main, or at the first
             // frame below it when main is not on the stack.
             let at_main = frames.iter().any(|f| f.function.as_deref() == Some("main"));
@@ -464,6 +481,8 @@ fn build_process(
         by_ip: HashMap::new(),
         entries: HashMap::new(),
         none: FrameRef::default(),
+        demangle: cfg.demangle,
+        below_main: cfg.show_below_main,
     };
     let mut summary = ErrorSummary::default();
     let mut suppcounts: Vec<SuppCount> = Vec::new();
