@@ -265,7 +265,7 @@ fn frames_without_symbols_are_named_by_module_and_offset() {
 }
 
 #[test]
-fn demangle_and_show_below_main_as_valgrind() {
+fn demangle_and_show_below_main() {
     let prog = fixture("cxx_ops");
     let stack_of_leak = |opts: &[&str], function: &str| -> Vec<String> {
         let mut args = vec!["--leak-check=full"];

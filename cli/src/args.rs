@@ -42,7 +42,7 @@ fn parse_fill(v: &str) -> std::result::Result<u8, String> {
         .strip_prefix("0x")
         .or_else(|| v.strip_prefix("0X"))
         .unwrap_or(v);
-    u8::from_str_radix(digits, 16).map_err(|_| format!("{v}: a byte in hexadecimal (00 to FF)"))
+    u8::from_str_radix(digits, 16).map_err(|_| "a byte in hexadecimal (00 to FF)".to_string())
 }
 
 /// Which stacks are kept for the blocks (Valgrind's --keep-stacktraces).
@@ -578,12 +578,26 @@ pub fn parse() -> Result<Invocation> {
         let Invocation::Run(cfg) = parse_from(args)? else {
             unreachable!("a run")
         };
+        // (A trace keeps what its run kept: --keep-stacktraces and --*-fill are the run's.)
         return Ok(Invocation::Report {
             cfg,
             trace: PathBuf::from(trace),
         });
     }
-    parse_from(raw)
+    let inv = parse_from(raw)?;
+    if let Invocation::Run(cfg) = &inv {
+        if cfg.wants_profile() && cfg.keep_stacktraces.captured() & memcheck_tracer::KEEP_ALLOC == 0
+        {
+            bail!(
+                "--profile, --flamegraph, --folded and --html need allocation stacks: not with --keep-stacktraces={}",
+                cfg.keep_stacktraces
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(inv)
 }
 
 fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
@@ -707,15 +721,6 @@ fn parse_from(raw: Vec<OsString>) -> Result<Invocation> {
         options,
         command: cli.command,
     };
-    if cfg.wants_profile() && cfg.keep_stacktraces.captured() & memcheck_tracer::KEEP_ALLOC == 0 {
-        bail!(
-            "--profile, --flamegraph, --folded and --html need allocation stacks: not with --keep-stacktraces={}",
-            cfg.keep_stacktraces
-                .to_possible_value()
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default()
-        );
-    }
     Ok(Invocation::Run(cfg))
 }
 

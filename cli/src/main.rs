@@ -75,7 +75,8 @@ fn run(cfg: &Config) -> Result<ExitCode> {
         trace_children: cfg.trace_children,
         freelist: cfg.freelist,
         heuristics: cfg.heuristics,
-        // A recorded run keeps everything, so that `memcheck report` can show any output later.
+        // A recorded run keeps the profile too, so that `memcheck report` can show any output
+        // later.
         profile: cfg.wants_profile() || cfg.record.is_some(),
         metrics: None,
         record: cfg.record.clone(),

@@ -329,11 +329,7 @@ impl Symbolizer {
                     && s.address() <= svma
                     && svma < s.address() + s.size().max(1)
             })
-            .find_map(|s| {
-                Some((
-                    addr2line::demangle_auto(s.name().ok()?.into(), None).into_owned(),
-                    svma - s.address(),
-                ))
-            })
+            // As linked: Valgrind does not demangle data symbols.
+            .find_map(|s| Some((s.name().ok()?.to_string(), svma - s.address())))
     }
 }

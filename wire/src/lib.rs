@@ -63,9 +63,9 @@ pub struct Header {
     pub reader_gone: AtomicU32,
     /// Allocation calls that could not be recorded (no free ring for the thread).
     pub dropped: AtomicU64,
-    /// Which stacks the shim captures (Valgrind's --keep-stacktraces): [`KEEP_ALLOC`] and
-    /// [`KEEP_FREE`]. A stack not kept is sent as id 0. The stack of a bad or mismatched free
-    /// is the error's own and always kept.
+    /// What Valgrind's --keep-stacktraces keeps: [`KEEP_ALLOC`] and [`KEEP_FREE`], the stacks
+    /// the shim captures (one not kept is sent as id 0; the stack of a bad or mismatched free
+    /// is the error's own and always captured), and [`KEEP_THEN_FREE`].
     pub keep: AtomicU32,
     /// Valgrind's --malloc-fill and --free-fill: `FILL | byte` to fill blocks allocated (but
     /// not by calloc) or freed with that byte, 0 not to.

@@ -325,7 +325,7 @@ impl Stacks<'_> {
                                 function: Some(BELOW_MAIN.to_string()),
                                 ..f
                             }
-                        } else if !demangle {
+                        } else if !demangle && !f.inlined {
                             Frame {
                                 function: f.mangled.clone().or(f.function),
                                 ..f
