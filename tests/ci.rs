@@ -469,3 +469,52 @@ fn python3_and_gcc_lose_what_valgrind_says_they_lose() {
         );
     }
 }
+
+#[test]
+fn suppressions_valgrind_generated_for_thread_leaks_suppress_them() {
+    let d = dir("supp_threads");
+    let prog = fixture("supp_threads");
+    let log = d.join("vg.log");
+    let st = Command::new("valgrind")
+        .args(["-q", "--leak-check=full", "--gen-suppressions=all"])
+        .arg(format!("--log-file={}", log.display()))
+        .arg(&prog)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The suppressions are the lines outside the ==PID== report.
+    let supp: String = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("=="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        supp.matches("{\n").count(),
+        2,
+        "a leak and a TLS block:\n{supp}"
+    );
+    assert!(supp.contains("fun:clone\n"), "{supp}");
+    let file = d.join("vg.supp");
+    std::fs::write(&file, &supp).unwrap();
+    let r = memcheck(
+        &[
+            "--leak-check=full",
+            &format!("--suppressions={}", file.display()),
+        ],
+        &prog,
+        &[],
+        b"",
+    );
+    let p = r.root();
+    assert!(
+        p["leaks"].as_array().unwrap().is_empty(),
+        "{:#?}\n{supp}",
+        p["leaks"]
+    );
+    assert_eq!(
+        p["leak_summary"]["suppressed"]["blocks"], 2,
+        "{:#?}",
+        p["leak_summary"]
+    );
+}

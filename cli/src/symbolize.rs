@@ -6,7 +6,7 @@
 //! (`/usr/lib/debug/.build-id/xx/yyyy.debug`) and by `.gnu_debuglink`.
 
 use memcheck_tracer::Module;
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSegment, ObjectSymbol};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,12 @@ pub struct Frame {
     pub offset: Option<u64>,
     /// This frame was inlined into the next one.
     pub inlined: bool,
+    /// The other names of the function (not inlined) in the module's symbol tables: the
+    /// names Valgrind shows where debug information names the function otherwise (glibc's
+    /// `pthread_create` is `__pthread_create_2_1` in its debug information), which
+    /// suppressions written for Valgrind use.
+    #[serde(skip)]
+    pub aliases: Vec<String>,
 }
 
 impl Frame {
@@ -67,6 +73,50 @@ struct ModuleDebug {
     segments: Vec<(u64, u64, u64, u64)>,
     /// Dynamic symbols (name, address), for finding the shim's entry points.
     exports: HashMap<String, u64>,
+    /// The function symbols of the module's own symbol tables: (start, end, names), sorted.
+    functions: Vec<(u64, u64, Vec<String>)>,
+}
+
+impl ModuleDebug {
+    /// The names of the function symbols that contain `svma`.
+    fn names_at(&self, svma: u64) -> Vec<String> {
+        let i = self
+            .functions
+            .partition_point(|&(start, _, _)| start <= svma);
+        let mut names = Vec::new();
+        for (start, end, n) in self.functions[..i].iter().rev().take(8) {
+            if *start <= svma && svma < *end {
+                names.extend(n.iter().cloned());
+            }
+        }
+        names
+    }
+}
+
+/// The function symbols of `obj` (both tables), grouped by address range.
+fn function_symbols(obj: &object::File) -> Vec<(u64, u64, Vec<String>)> {
+    let mut syms: Vec<(u64, u64, String)> = obj
+        .symbols()
+        .chain(obj.dynamic_symbols())
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+        .filter_map(|s| {
+            Some((
+                s.address(),
+                s.address() + s.size(),
+                s.name().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    syms.sort();
+    syms.dedup();
+    let mut out: Vec<(u64, u64, Vec<String>)> = Vec::new();
+    for (start, end, name) in syms {
+        match out.last_mut() {
+            Some(last) if last.0 == start && last.1 == end => last.2.push(name),
+            _ => out.push((start, end, vec![name])),
+        }
+    }
+    out
 }
 
 #[derive(Default)]
@@ -130,6 +180,7 @@ impl Symbolizer {
                     .collect()
             })
             .unwrap_or_default();
+        let functions = function_symbols(&obj);
         let has_dwarf = obj.section_by_name(".debug_info").is_some();
         let mut debug_file = None;
         if !has_dwarf {
@@ -171,6 +222,7 @@ impl Symbolizer {
             loader,
             segments,
             exports,
+            functions,
         })
     }
 
@@ -260,6 +312,12 @@ impl Symbolizer {
         }
         if let Some(last) = out.last_mut() {
             last.inlined = false;
+            last.aliases = dbg.names_at(svma);
+            // Under Valgrind glibc starts threads with clone (its clone3 fails there), so
+            // Valgrind's thread stacks end in `clone` where native ones end in `clone3`.
+            if last.function.as_deref() == Some("clone3") {
+                last.aliases.push("clone".to_string());
+            }
             // DWARF gives a C++ function with internal linkage no linkage name; its ELF symbol
             // has one, and demangled it carries the parameters, as Valgrind shows it.
             let dwarf_plain = last.mangled.as_deref().is_none_or(|m| !m.starts_with("_Z"));
@@ -321,7 +379,6 @@ impl Symbolizer {
             .iter()
             .find(|&&(o, _, _, m)| o <= file_off && file_off < o + m)
             .map(|&(o, _, a, _)| file_off - o + a)?;
-        use object::ObjectSymbol;
         obj.symbols()
             .chain(obj.dynamic_symbols())
             .filter(|s| {

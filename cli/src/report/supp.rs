@@ -140,8 +140,12 @@ pub fn parse(text: &str) -> Result<Vec<Suppression>> {
 fn frame_matches(p: &FramePat, f: &Frame) -> bool {
     match p {
         FramePat::Fun(g) => {
+            // A versioned name (`pthread_create@@GLIBC_2.34`, as Valgrind shows a symbol with
+            // its version) also matches the symbol of that name.
+            let unversioned = g.split('@').next().unwrap_or(g);
             f.mangled.as_deref().is_some_and(|m| glob(g, m))
                 || f.function.as_deref().is_some_and(|n| glob(g, n))
+                || f.aliases.iter().any(|a| glob(g, a) || glob(unversioned, a))
         }
         FramePat::Obj(g) => f.object.as_deref().is_some_and(|o| glob(g, o)),
         FramePat::Src(g) => match (&f.file, f.line) {
