@@ -160,6 +160,16 @@ fn log_and_xml_files_per_process() {
     assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
 }
 
+/// The suppressions `--gen-suppressions=all` printed in a report: the lines outside the
+/// ==PID== report.
+fn suppressions_in(report: &str) -> String {
+    report
+        .lines()
+        .filter(|l| !l.starts_with("=="))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[test]
 fn generated_suppressions_suppress_exactly_what_was_reported() {
     let d = dir("supp");
@@ -171,13 +181,7 @@ fn generated_suppressions_suppress_exactly_what_was_reported() {
         "--gen-suppressions=all",
         p,
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    // The suppressions are the lines outside the ==PID== report.
-    let supp: String = err
-        .lines()
-        .filter(|l| !l.starts_with("=="))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let supp = suppressions_in(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         supp.matches("{\n").count(),
         3,
@@ -471,7 +475,7 @@ fn python3_and_gcc_lose_what_valgrind_says_they_lose() {
 }
 
 #[test]
-fn suppressions_valgrind_generated_for_thread_leaks_suppress_them() {
+fn suppressions_valgrind_generated_for_glibc_and_thread_frames_suppress_them() {
     let d = dir("supp_threads");
     let prog = fixture("supp_threads");
     let log = d.join("vg.log");
@@ -482,19 +486,14 @@ fn suppressions_valgrind_generated_for_thread_leaks_suppress_them() {
         .status()
         .unwrap();
     assert!(st.success());
-    // The suppressions are the lines outside the ==PID== report.
-    let supp: String = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("=="))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let supp = suppressions_in(&std::fs::read_to_string(&log).unwrap());
     assert_eq!(
         supp.matches("{\n").count(),
         2,
-        "a leak and a TLS block:\n{supp}"
+        "a thread's leak and realpath's:\n{supp}"
     );
     assert!(supp.contains("fun:clone\n"), "{supp}");
+    assert!(supp.contains("fun:realpath@@"), "{supp}");
     let file = d.join("vg.supp");
     std::fs::write(&file, &supp).unwrap();
     let r = memcheck(
